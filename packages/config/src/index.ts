@@ -1,0 +1,1 @@
+export { DataFileNotFoundError, dataDirs, resolveDataFile } from './data-files.ts';

@@ -1,0 +1,23 @@
+/** Why a model was refused; stable strings that API clients can branch on. */
+export type ModelErrorCode =
+  | 'unreadable'
+  | 'not-decoder'
+  | 'fused-operator'
+  | 'unknown-pattern'
+  | 'unsupported-format';
+
+/** A model file evop cannot use, with the reason in words a user can act on. */
+export class ModelError extends Error {
+  override readonly name = 'ModelError';
+  constructor(
+    readonly code: ModelErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A mask that does not fit the model's units or the requested target. */
+export class MaskError extends Error {
+  override readonly name = 'MaskError';
+}

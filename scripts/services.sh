@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Makes sure PostgreSQL and Redis answer on 127.0.0.1 (ports from PGPORT / REDIS_PORT, defaults 5432 / 6379):
+# installs them from Debian's packages when absent and starts whichever is not running. Safe to run again.
+set -euo pipefail
+
+PGPORT=${PGPORT:-5432}
+REDIS_PORT=${REDIS_PORT:-6379}
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+missing=()
+command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "services: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+wait_for() { # name, command…
+  local name=$1; shift
+  for _ in $(seq 1 60); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  echo "services: $name did not come up" >&2; return 1
+}
+
+if ! pg_isready -q -h 127.0.0.1 -p "$PGPORT"; then
+  PGVER=$(ls /usr/lib/postgresql | sort -V | tail -1)
+  pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$PGVER main" || $SUDO pg_createcluster "$PGVER" main --port "$PGPORT" >/dev/null
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$PGVER" main start || $SUDO pg_ctlcluster "$PGVER" main start
+  wait_for PostgreSQL pg_isready -q -h 127.0.0.1 -p "$PGPORT"
+  echo "services: PostgreSQL $PGVER started on port $PGPORT"
+fi
+
+if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no >/dev/null
+  wait_for Redis redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping
+  echo "services: Redis started on port $REDIS_PORT"
+fi
