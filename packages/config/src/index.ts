@@ -1,1 +1,2 @@
 export { DataFileNotFoundError, dataDirs, resolveDataFile } from './data-files.ts';
+export { ConfigError, type RuntimeConfig, runtimeConfig } from './runtime-config.ts';

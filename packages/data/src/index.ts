@@ -1,4 +1,14 @@
+export { CorpusError, readCorpus } from './corpus.ts';
 export { HfTokenizer } from './hf-tokenizer.ts';
 export { Llama2cTokenizer } from './llama2c-tokenizer.ts';
 export { loadTokenizer } from './load-tokenizer.ts';
+export {
+  type ChoiceRequest,
+  type MultipleChoiceItem,
+  readTask,
+  TASKS,
+  TaskFileError,
+  type TaskName,
+} from './multiple-choice.ts';
+export { TokenWindows, windowsFromDocuments } from './token-windows.ts';
 export { type Tokenizer, TokenizerFileError } from './tokenizer.ts';

@@ -63,33 +63,6 @@ function isParameter(tensor: TensorProto): boolean {
   return FLOATING.has(tensor.dataType) && elementCount(tensor) > 1;
 }
 
-/**
- * The branch nodes that removing the block removes: those whose every output feeds only other such nodes or
- * the residual Add, and is no graph output the block does not own. Nodes a later layer also reads (a rotary
- * table computed once in layer 0, say) stay out.
- */
-function exclusiveNodes(
-  index: GraphIndex,
-  nodes: Set<NodeProto>,
-  add: NodeProto,
-  kept: Set<string>,
-): Set<NodeProto> {
-  const own = new Set(nodes);
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const node of own) {
-      const needed = node.output.some(
-        (o) => kept.has(o) || index.consumersOf(o).some((c) => c !== add && !own.has(c)),
-      );
-      if (needed) {
-        own.delete(node);
-        changed = true;
-      }
-    }
-  }
-  return own;
-}
-
 function layerFromNames(nodes: Iterable<NodeProto>): number | undefined {
   const votes = new Map<number, number>();
   for (const node of nodes) {
@@ -152,10 +125,7 @@ export function discoverLayers(model: ModelProto): DecoderLayout {
       );
     const add = adds[0]!;
     const branch = add.input[0] === stream ? add.input[1]! : add.input[0]!;
-    reachable.delete(stream);
-    const nodes = new Set(
-      [...index.ancestorNodes([branch])].filter((n) => n.output.some((o) => reachable.has(o))),
-    );
+    const nodes = index.branchNodes(stream, branch);
     found.push({ input: stream, branch, add, nodes });
     stream = add.output[0]!;
   }
@@ -182,8 +152,8 @@ export function discoverLayers(model: ModelProto): DecoderLayout {
     previous = kind;
     const produced = new Set([...nodes].flatMap((n) => n.output));
     const presentOutputs = graph.output.filter((v) => produced.has(v.name)).map((v) => v.name);
-    const own = exclusiveNodes(
-      index,
+    // Nodes a later layer also reads (a rotary table computed once in layer 0, say) are not the block's own.
+    const own = index.exclusiveTo(
       nodes,
       add,
       new Set([...graphOutputs].filter((o) => !presentOutputs.includes(o))),

@@ -55,6 +55,34 @@ export class GraphIndex {
     return seen;
   }
 
+  /** The nodes of a residual branch: those computed from `input` (not its producer) that `branch` depends on. */
+  branchNodes(input: string, branch: string): Set<NodeProto> {
+    const reachable = this.descendants(input);
+    reachable.delete(input);
+    return new Set([...this.ancestorNodes([branch])].filter((n) => n.output.some((o) => reachable.has(o))));
+  }
+
+  /**
+   * The part of `nodes` that only `sink` needs: nodes whose every output feeds only other such nodes or `sink`,
+   * and is not in `kept` (graph outputs, say). Removing `sink` makes exactly these dead.
+   */
+  exclusiveTo(nodes: Set<NodeProto>, sink: NodeProto, kept: Set<string>): Set<NodeProto> {
+    const own = new Set(nodes);
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const node of own) {
+        const needed = node.output.some(
+          (o) => kept.has(o) || this.consumersOf(o).some((c) => c !== sink && !own.has(c)),
+        );
+        if (needed) {
+          own.delete(node);
+          changed = true;
+        }
+      }
+    }
+    return own;
+  }
+
   /** Every node that `names` are computed from, stopping at tensors in `stop`. */
   ancestorNodes(names: string[], stop: Set<string> = new Set()): Set<NodeProto> {
     const nodes = new Set<NodeProto>();
@@ -73,6 +101,31 @@ export class GraphIndex {
     }
     return nodes;
   }
+}
+
+/**
+ * Reorders nodes so that each comes after the producers of everything it reads (outer-scope reads of
+ * subgraphs included), keeping the original order where it already holds.
+ */
+export function sortTopologically(graph: GraphProto): void {
+  const producer = new Map<string, NodeProto>();
+  for (const node of graph.node) for (const out of node.output) if (out) producer.set(out, node);
+  const placed = new Set<NodeProto>();
+  const sorted: NodeProto[] = [];
+  const visit = (node: NodeProto, path: Set<NodeProto>) => {
+    if (placed.has(node)) return;
+    if (path.has(node)) throw new Error(`graph has a cycle through node '${node.name}'`);
+    path.add(node);
+    for (const input of nodeInputs(node)) {
+      const p = producer.get(input);
+      if (p && p !== node) visit(p, path);
+    }
+    path.delete(node);
+    placed.add(node);
+    sorted.push(node);
+  };
+  for (const node of graph.node) visit(node, new Set());
+  graph.node = sorted;
 }
 
 /**

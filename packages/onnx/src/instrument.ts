@@ -1,10 +1,10 @@
 import { cloneForEdit, setMetadata } from './clone-model.ts';
 import type { DecoderLayout } from './decoder-layout.ts';
 import { GraphBuilder, valueInfo } from './graph-builder.ts';
-import { eliminateDeadNodes, GraphIndex } from './graph-index.ts';
-import { DataType, defaultOpset, type ModelProto } from './proto.ts';
+import { eliminateDeadNodes, GraphIndex, sortTopologically } from './graph-index.ts';
+import { AttrType, DataType, defaultOpset, type GraphProto, type ModelProto, make } from './proto.ts';
 import { floatTensor } from './tensor.ts';
-import { type Granularity, unitsOf } from './units.ts';
+import { type Granularity, type Unit, unitsOf } from './units.ts';
 
 export interface InstrumentOptions {
   granularity: Granularity;
@@ -12,6 +12,11 @@ export interface InstrumentOptions {
   pooled?: boolean;
   /** Add `evop_unit_cos` [B, U]: per unit, the mean cosine of its input and output stream (ShortGPT). */
   unitCos?: boolean;
+  /**
+   * Wrap each residual branch in an `If` that skips it when its gate is 0 in every row of the run, so that a
+   * run of one mask costs what the pruned model costs (default true). Rows with mixed gates still compute it.
+   */
+  skipClosed?: boolean;
 }
 
 export const GATE_INPUT = 'evop_gate';
@@ -38,7 +43,7 @@ export function instrument(model: ModelProto, layout: DecoderLayout, options: In
     valueInfo(GATE_INPUT, F, ['batch_size', units.length]),
     valueInfo(LABELS_INPUT, DataType.INT64, ['batch_size', 'sequence_length']),
   );
-  units.forEach((unit, u) => {
+  const columns = units.map((unit, u) => {
     const column = b.op(s, 'Gather', [GATE_INPUT, b.ints(s, [], [u])], { axis: 1 });
     const gate3 = b.unsqueeze(s, column, [1, 2]);
     const gate = layout.streamType === F ? gate3 : b.op(s, 'Cast', [gate3], { to: layout.streamType });
@@ -48,6 +53,7 @@ export function instrument(model: ModelProto, layout: DecoderLayout, options: In
       const add = index.producer.get(block.output)!;
       add.input = add.input.map((name) => (name === block.branch ? gated : name));
     }
+    return column;
   });
 
   const logits = toFloat(layout.logits, layout.streamType);
@@ -98,8 +104,69 @@ export function instrument(model: ModelProto, layout: DecoderLayout, options: In
   }
 
   eliminateDeadNodes(graph);
+  if (options.skipClosed ?? true) skipClosedBranches(graph, b, layout, units, columns);
+  sortTopologically(graph);
   setMetadata(out, {
     'evop.instrumented': JSON.stringify({ granularity: options.granularity, units: units.map((u) => u.id) }),
   });
   return out;
+}
+
+/**
+ * Moves each residual branch, with its Add, into the then-branch of an `If` on "some row's gate is open"; the
+ * else-branch passes the stream through, exactly what the gated Add gives when every gate is 0. Nodes the branch
+ * shares with the rest of the graph stay outside, read as outer-scope values.
+ */
+function skipClosedBranches(
+  graph: GraphProto,
+  b: GraphBuilder,
+  layout: DecoderLayout,
+  units: Unit[],
+  columns: string[],
+): void {
+  const index = new GraphIndex(graph);
+  const outputs = new Set(graph.output.map((o) => o.name));
+  const s = '/evop/skip';
+  units.forEach((unit, u) => {
+    const open = b.op(s, 'Greater', [b.reduce(s, 'ReduceMax', columns[u]!, [0], 0), b.floats(s, [], [0])]);
+    for (const blockIndex of unit.blocks) {
+      const block = layout.blocks[blockIndex]!;
+      const add = index.producer.get(block.output)!;
+      const gated = add.input.find((name) => name !== block.input)!;
+      const own = index.exclusiveTo(index.branchNodes(block.input, gated), add, outputs);
+      const branchNodes = graph.node.filter((n) => own.has(n));
+      const thenOut = `${block.output}/open`;
+      const elseOut = `${block.output}/closed`;
+      const thenBranch = make.graph({
+        name: `${block.kind}${block.layer}_open`,
+        node: [...branchNodes, make.node({ ...add, output: [thenOut] })],
+        output: [make.valueInfo({ name: thenOut })],
+      });
+      const elseBranch = make.graph({
+        name: `${block.kind}${block.layer}_closed`,
+        node: [
+          make.node({
+            name: `${add.name}/pass`,
+            opType: 'Identity',
+            input: [block.input],
+            output: [elseOut],
+          }),
+        ],
+        output: [make.valueInfo({ name: elseOut })],
+      });
+      graph.node = graph.node.filter((n) => !own.has(n) && n !== add);
+      graph.node.push(
+        make.node({
+          name: `${add.name}/skip`,
+          opType: 'If',
+          input: [open],
+          output: [block.output],
+          attribute: [
+            make.attribute({ name: 'then_branch', type: AttrType.GRAPH, g: thenBranch }),
+            make.attribute({ name: 'else_branch', type: AttrType.GRAPH, g: elseBranch }),
+          ],
+        }),
+      );
+    }
+  });
 }

@@ -1,0 +1,54 @@
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveDataFile } from '@evop/config';
+import { Llama2cTokenizer, readCorpus, windowsFromDocuments } from '@evop/data';
+import { discoverLayers, llama2cToOnnx, readLlama2cCheckpoint, readModel, writeModel } from '@evop/onnx';
+
+/** The benchmark's fixed protocol: stories-deep16, 64 windows × 256 tokens, 4 of 16 layers pruned. */
+export const PROTOCOL = {
+  model: 'stories-deep16',
+  windows: 64,
+  seqLen: 256,
+  layers: 16,
+  pruned: 4,
+  masks: 8,
+};
+
+export const workDir = join(tmpdir(), 'evop-bench-evaluator');
+
+export function setup() {
+  mkdirSync(workDir, { recursive: true });
+  const path = join(workDir, 'deep16.onnx');
+  writeModel(
+    llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile('stories-deep16/stories-deep16.bin'))),
+    path,
+  );
+  const model = readModel(path);
+  const tokenizer = Llama2cTokenizer.fromFile(resolveDataFile('stories-deep16/tok512.bin'));
+  const docs = readCorpus(resolveDataFile('tinystories-valid-sample/tinystories_val.txt'));
+  const windows = windowsFromDocuments(docs, tokenizer, PROTOCOL.seqLen, PROTOCOL.windows);
+  return { model, layout: discoverLayers(model.proto), windows, masks: masks() };
+}
+
+/** Distinct masks pruning `pruned` of the layers, from a fixed-seed LCG so every variant gets the same ones. */
+function masks(): string[] {
+  let state = 12345;
+  const next = () => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+  const out = new Set<string>();
+  while (out.size < PROTOCOL.masks) {
+    const bits = Array.from({ length: PROTOCOL.layers }, () => '1');
+    for (let removed = 0; removed < PROTOCOL.pruned; ) {
+      const i = Math.floor(next() * PROTOCOL.layers);
+      if (bits[i] === '1') {
+        bits[i] = '0';
+        removed++;
+      }
+    }
+    out.add(bits.join(''));
+  }
+  return [...out];
+}

@@ -1,0 +1,52 @@
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+
+/** An environment variable with a value evop cannot use; names the variable and what it accepts. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const positiveInt = z.coerce.number().int().positive();
+
+const schema = z.object({
+  EVOP_PROVIDER: z.enum(['auto', 'cuda', 'cpu']).default('auto'),
+  EVOP_DEVICE_ID: z.coerce.number().int().min(0).default(0),
+  EVOP_EVAL_THREADS: positiveInt.optional(),
+  EVOP_INTRA_OP_THREADS: positiveInt.optional(),
+  EVOP_GRAPH_OPTIMIZATION: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
+  EVOP_MAX_BATCH_TOKENS: positiveInt.default(4096),
+});
+
+/** How inference runs; documented in .env.example. */
+export interface RuntimeConfig {
+  /** `auto` tries CUDA and falls back to CPU with one warning; `cuda` refuses to start without it. */
+  provider: 'auto' | 'cuda' | 'cpu';
+  deviceId: number;
+  /** Worker threads in the evaluator pool, each with its own session (default: one per core on CPU). */
+  evalThreads: number;
+  /** onnxruntime intra-op threads per session (default: cores / evalThreads). */
+  intraOpThreads: number;
+  graphOptimization: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Upper bound on rows × sequence length in one onnxruntime run. */
+  maxBatchTokens: number;
+}
+
+export function runtimeConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0]);
+    throw new ConfigError(`${name}=${JSON.stringify(env[name])} is invalid: ${issue.message}`);
+  }
+  const v = parsed.data;
+  const cores = availableParallelism();
+  const evalThreads = v.EVOP_EVAL_THREADS ?? (v.EVOP_PROVIDER === 'cpu' ? cores : 1);
+  return {
+    provider: v.EVOP_PROVIDER,
+    deviceId: v.EVOP_DEVICE_ID,
+    evalThreads,
+    intraOpThreads: v.EVOP_INTRA_OP_THREADS ?? Math.max(1, Math.floor(cores / evalThreads)),
+    graphOptimization: v.EVOP_GRAPH_OPTIMIZATION,
+    maxBatchTokens: v.EVOP_MAX_BATCH_TOKENS,
+  };
+}

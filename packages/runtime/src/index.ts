@@ -1,0 +1,13 @@
+export { cacheCarry, type DecoderBatch, decoderFeeds } from './decoder-feeds.ts';
+export { InferencePool, type InferencePoolOptions } from './inference-pool.ts';
+export { type LatencyOptions, type LatencyResult, measureLatency, type Throughput } from './latency.ts';
+export {
+  type MaskEvaluation,
+  type NllSum,
+  OnnxEvaluator,
+  type OnnxEvaluatorOptions,
+  type ScoredSequence,
+} from './onnx-evaluator.ts';
+export { type Provider, ProviderUnavailableError } from './session-factory.ts';
+export type { WireFeeds, WireTensor } from './wire-tensor.ts';
+export { scoreMultipleChoice, type ZeroShotItemResult, type ZeroShotResult } from './zero-shot.ts';

@@ -1,0 +1,105 @@
+/**
+ * The body of each evaluator-pool thread (run by piscina): onnxruntime's `run()` blocks its thread for the whole
+ * inference, so it happens here, never on a thread that serves HTTP or renews queue locks. Sessions are created
+ * on first use and kept, one per model and settings.
+ */
+import type * as ort from 'onnxruntime-node';
+import {
+  createSession,
+  type Provider,
+  ProviderUnavailableError,
+  type SessionSettings,
+} from './session-factory.ts';
+import { fromOrt, toOrt, type WireFeeds } from './wire-tensor.ts';
+
+export type ThreadTask =
+  | { op: 'load'; modelPath: string; settings: SessionSettings }
+  | { op: 'run'; modelPath: string; settings: SessionSettings; feeds: WireFeeds; fetches: string[] }
+  | {
+      op: 'time';
+      modelPath: string;
+      settings: SessionSettings;
+      steps: TimedStep[];
+      warmup: number;
+      repeats: number;
+    };
+
+/** A sequence of runs timed as one: each step's feeds, with named outputs carried into later steps' inputs. */
+export interface TimedStep {
+  feeds: WireFeeds;
+  /** Inputs taken from the previous step's outputs: input name → output name (a KV cache, say). */
+  carry?: Record<string, string>;
+  /** Whether the step counts towards the time (default true); a prefill before decoding does not. */
+  timed?: boolean;
+}
+
+export interface LoadResult {
+  provider: Provider;
+  inputNames: readonly string[];
+  outputNames: readonly string[];
+}
+
+/** Sessions kept per thread; the least recently used beyond this is released (each holds its own arena). */
+const MAX_SESSIONS = 4;
+const sessions = new Map<string, Promise<{ session: ort.InferenceSession; provider: Provider }>>();
+const warnings: string[] = [];
+
+function session(modelPath: string, settings: SessionSettings) {
+  const key = `${modelPath}\0${JSON.stringify(settings)}`;
+  let entry = sessions.get(key);
+  if (entry) sessions.delete(key);
+  else {
+    entry = createSession(modelPath, settings, (m) => warnings.push(m));
+    entry.catch(() => sessions.delete(key));
+  }
+  sessions.set(key, entry);
+  for (const [oldKey, old] of sessions) {
+    if (sessions.size <= MAX_SESSIONS) break;
+    sessions.delete(oldKey);
+    old.then(({ session: s }) => s.release()).catch(() => {});
+  }
+  return entry;
+}
+
+export default async function handle(task: ThreadTask): Promise<unknown> {
+  if (task.op === 'load') {
+    // Errors lose their class crossing threads; a provider failure comes back as data for the pool to rethrow.
+    const loaded = await session(task.modelPath, task.settings).catch((err: unknown) => {
+      if (err instanceof ProviderUnavailableError) return { unavailable: err.message };
+      throw err;
+    });
+    if ('unavailable' in loaded) return loaded;
+    const { session: s, provider } = loaded;
+    const result: LoadResult & { warnings: string[] } = {
+      provider,
+      inputNames: s.inputNames,
+      outputNames: s.outputNames,
+      warnings: warnings.splice(0),
+    };
+    return result;
+  }
+  const { session: s } = await session(task.modelPath, task.settings);
+  if (task.op === 'run') {
+    const feeds = Object.fromEntries(Object.entries(task.feeds).map(([k, v]) => [k, toOrt(v)]));
+    const out = await s.run(feeds, task.fetches);
+    // Outputs are small (per-row sums, pooled states): copied back rather than transferred.
+    return Object.fromEntries(task.fetches.map((name) => [name, fromOrt(out[name]!)]));
+  }
+  // Timed: warm-up rounds, then `repeats` rounds of all steps; returns each round's seconds in timed steps.
+  const seconds: number[] = [];
+  for (let round = 0; round < task.warmup + task.repeats; round++) {
+    let elapsed = 0n;
+    let previous: ort.InferenceSession.OnnxValueMapType | undefined;
+    for (const step of task.steps) {
+      const feeds: Record<string, ort.Tensor> = Object.fromEntries(
+        Object.entries(step.feeds).map(([k, v]) => [k, toOrt(v)]),
+      );
+      for (const [input, output] of Object.entries(step.carry ?? {})) feeds[input] = previous![output]!;
+      const start = process.hrtime.bigint();
+      previous = await s.run(feeds);
+      if (step.timed ?? true) elapsed += process.hrtime.bigint() - start;
+    }
+    if (round >= task.warmup) seconds.push(Number(elapsed) / 1e9);
+  }
+  return seconds;
+}
