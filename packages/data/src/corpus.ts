@@ -16,7 +16,8 @@ export function readCorpus(file: string): string[] {
   } catch (err) {
     throw new CorpusError(`cannot read corpus '${file}': ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
-  const docs = file.endsWith('.jsonl') ? jsonlDocuments(file, content) : content.split(/\n[ \t]*\n/);
+  const text = content.replaceAll('\r\n', '\n');
+  const docs = file.endsWith('.jsonl') ? jsonlDocuments(file, text) : text.split(/\n[ \t]*\n/);
   const nonEmpty = docs.map((d) => d.trim()).filter((d) => d.length > 0);
   if (nonEmpty.length === 0) throw new CorpusError(`corpus '${file}' has no text`);
   return nonEmpty;

@@ -76,23 +76,57 @@ export class Llama2cTokenizer implements Tokenizer {
       else for (let b = start; b <= i; b++) tokens.push(bytes[b]! + BYTE_OFFSET);
       start = i + 1;
     }
-    // Greedily merge the adjacent pair whose merged piece has the highest score, first such pair on ties.
-    for (;;) {
-      let bestScore = -1e10;
-      let bestId = -1;
-      let bestIdx = -1;
-      for (let i = 0; i < tokens.length - 1; i++) {
-        const id = this.lookup.get(this.pieces[tokens[i]!]! + this.pieces[tokens[i + 1]!]!);
-        if (id !== undefined && this.scores[id]! > bestScore) {
-          bestScore = this.scores[id]!;
-          bestId = id;
-          bestIdx = i;
-        }
-      }
-      if (bestIdx === -1) break;
-      tokens.splice(bestIdx, 2, bestId);
+    return this.merge(tokens);
+  }
+
+  /**
+   * run.c's merge loop: repeatedly merge the adjacent pair whose merged piece has the highest score, the first
+   * such pair on ties, until none merges. Done with a heap over a linked list (O(n log n) rather than run.c's
+   * O(n²)), which picks the same pair each time: ties are broken by position, which merging never reorders.
+   */
+  private merge(tokens: number[]): number[] {
+    const n = tokens.length;
+    const id = Int32Array.from(tokens);
+    const next = Int32Array.from({ length: n }, (_, i) => i + 1);
+    const prev = Int32Array.from({ length: n }, (_, i) => i - 1);
+    const version = new Int32Array(n);
+    const heap = new PairHeap();
+    const push = (i: number) => {
+      const j = next[i]!;
+      if (j >= n) return;
+      const merged = this.lookup.get(this.pieces[id[i]!]! + this.pieces[id[j]!]!);
+      if (merged !== undefined)
+        heap.push({
+          score: this.scores[merged]!,
+          left: i,
+          merged,
+          leftVersion: version[i]!,
+          rightVersion: version[j]!,
+        });
+    };
+    for (let i = 0; i + 1 < n; i++) push(i);
+    for (let entry = heap.pop(); entry; entry = heap.pop()) {
+      const { left, merged } = entry;
+      const right = next[left]!;
+      // Stale: either side has merged since this pair was queued.
+      if (
+        id[left] === -1 ||
+        right >= n ||
+        entry.leftVersion !== version[left] ||
+        entry.rightVersion !== version[right]
+      )
+        continue;
+      id[left] = merged;
+      version[left]!++;
+      id[right] = -1;
+      next[left] = next[right]!;
+      if (next[right]! < n) prev[next[right]!] = left;
+      if (prev[left]! >= 0) push(prev[left]!);
+      push(left);
     }
-    return tokens;
+    const out: number[] = [];
+    for (let i = 0; i < n; i = next[i]!) out.push(id[i]!);
+    return out;
   }
 
   decode(ids: readonly number[]): string {
@@ -119,5 +153,55 @@ export class Llama2cTokenizer implements Tokenizer {
     const id = this.lookup.get(piece);
     if (id === undefined) throw new Error(`tokenizer has no piece ${JSON.stringify(piece)}`);
     return id;
+  }
+}
+
+interface PairEntry {
+  score: number;
+  /** Position of the pair's left token; merging never reorders tokens, so it orders ties as run.c does. */
+  left: number;
+  merged: number;
+  /** Versions of both tokens when queued: a token that has merged since makes the entry stale. */
+  leftVersion: number;
+  rightVersion: number;
+}
+
+/** A binary max-heap of mergeable pairs: highest score first, then leftmost. */
+class PairHeap {
+  private readonly items: PairEntry[] = [];
+
+  private before(a: PairEntry, b: PairEntry): boolean {
+    return a.score > b.score || (a.score === b.score && a.left < b.left);
+  }
+
+  push(entry: PairEntry): void {
+    const items = this.items;
+    items.push(entry);
+    for (let i = items.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (!this.before(items[i]!, items[parent]!)) break;
+      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): PairEntry | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last) {
+      items[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let best = i;
+        if (l < items.length && this.before(items[l]!, items[best]!)) best = l;
+        if (r < items.length && this.before(items[r]!, items[best]!)) best = r;
+        if (best === i) break;
+        [items[i], items[best]] = [items[best]!, items[i]!];
+        i = best;
+      }
+    }
+    return top;
   }
 }

@@ -39,6 +39,46 @@ test('greedy merging stops only when no adjacent pair merges into a piece', () =
   }
 });
 
+/** run.c's encode as written there, quadratic merge loop included, over an independent read of the file. */
+function runCEncode(text: string): number[] {
+  const buf = readFileSync(resolveDataFile('stories260K/tok512.bin'));
+  const pieces: string[] = [];
+  const scores: number[] = [];
+  for (let at = 4; at < buf.length; ) {
+    scores.push(buf.readFloatLE(at));
+    const len = buf.readInt32LE(at + 4);
+    pieces.push(buf.toString('latin1', at + 8, at + 8 + len));
+    at += 8 + len;
+  }
+  const lookup = (p: string) => pieces.indexOf(p);
+  const tokens = [1, lookup(' ')];
+  for (const c of text) tokens.push(lookup(c) >= 0 ? lookup(c) : c.charCodeAt(0) + 3);
+  for (;;) {
+    let best = -1e10;
+    let bestId = -1;
+    let bestIdx = -1;
+    for (let i = 0; i < tokens.length - 1; i++) {
+      const id = lookup(pieces[tokens[i]!]! + pieces[tokens[i + 1]!]!);
+      if (id !== -1 && scores[id]! > best) {
+        best = scores[id]!;
+        bestId = id;
+        bestIdx = i;
+      }
+    }
+    if (bestIdx === -1) return tokens;
+    tokens.splice(bestIdx, 2, bestId);
+  }
+}
+
+test('encoding equals run.c’s quadratic loop on real text', () => {
+  const text = readFileSync(resolveDataFile('tinystories-valid-sample/tinystories_val.txt'), 'utf8').slice(
+    5000,
+    6500,
+  );
+  assert.ok(/^[\x20-\x7e\n]*$/.test(text), 'ASCII sample');
+  assert.deepEqual(tok.encode(text), runCEncode(text));
+});
+
 test('decoding inverts encoding, including bytes that fall back to <0xNN> tokens', () => {
   for (const text of ['Lily saw a big, red ball.', 'Café naïve — 日本 🐶!', 'line one\nline two']) {
     const ids = tok.encode(text);

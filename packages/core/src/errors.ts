@@ -1,0 +1,10 @@
+/** A search option evop cannot use; names the option and why. */
+export class SearchOptionError extends Error {
+  override readonly name = 'SearchOptionError';
+  constructor(
+    readonly option: string,
+    reason: string,
+  ) {
+    super(`${option}: ${reason}`);
+  }
+}

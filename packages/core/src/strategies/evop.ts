@@ -1,0 +1,173 @@
+import type { Candidate, Scored } from '../evaluation.ts';
+import type { SearchSpace } from '../search-space.ts';
+import { BaseStrategy, byFitness, lowestInfluenceMask, swapCount } from './base.ts';
+
+/** EvoP's pruning-pattern search (EPPS). EvoP's own hyperparameters are not public: these are evop's defaults. */
+export interface EvopOptions {
+  /** Distinct masks per generation (default 32). */
+  population: number;
+  /** Tournament size for parent selection (default 3). */
+  tournament: number;
+  /** Best members always kept into the next generation (default 2). */
+  elitism: number;
+  /** Probability that a child is a uniform crossover of two parents rather than a copy of one (default 0.8). */
+  crossover: number;
+  /** Fraction of the calibration windows offspring are screened on (default 0.25; 1 turns screening off). */
+  lowFidelity: number;
+  /** Fraction of the screened offspring, the best, re-scored on all windows (default 0.25). */
+  rescore: number;
+  /** Evaluation budget in full-fidelity equivalents (default 1000). */
+  budget: number;
+  /** Stop after this many generations without a better mask (default 20). */
+  patience: number;
+  /** Per-unit block influence (1 − cosine): when given, the first population is seeded with ShortGPT's mask. */
+  seedInfluence?: readonly number[];
+  seed: number;
+}
+
+export const EVOP_DEFAULTS = {
+  population: 32,
+  tournament: 3,
+  elitism: 2,
+  crossover: 0.8,
+  lowFidelity: 0.25,
+  rescore: 0.25,
+  budget: 1000,
+  patience: 20,
+  seed: 0,
+} satisfies EvopOptions;
+
+type Phase = 'init' | 'screen' | 'rescore' | 'done';
+
+/**
+ * A genetic algorithm over masks with an exact pruned count. Each generation: tournament-selected parents,
+ * uniform crossover repaired to the count, swap mutation; offspring never seen before are screened on a
+ * fraction of the windows, the best of them re-scored on all; survivors are the elites, the re-scored offspring
+ * and the best of the rest of the population.
+ */
+export class EvopStrategy extends BaseStrategy {
+  readonly name = 'evop';
+  private phase: Phase = 'init';
+  private members: Scored[] = [];
+  private screened: Scored[] = [];
+  private stall = 0;
+  generation = 0;
+
+  constructor(
+    space: SearchSpace,
+    readonly options: EvopOptions,
+  ) {
+    super(space, options.seed);
+  }
+
+  override population(): string[] {
+    return this.members.map((m) => m.mask);
+  }
+
+  ask(): Candidate[] {
+    const { population, lowFidelity, rescore, budget } = this.options;
+    if (this.phase === 'done') return [];
+    if (this.phase === 'init') return this.propose(this.initialMasks(), 1);
+    if (this.phase === 'rescore') {
+      const top = [...this.screened].sort(byFitness).slice(0, Math.ceil(population * rescore));
+      return this.propose(
+        top.map((s) => s.mask),
+        1,
+      );
+    }
+    const screening = lowFidelity < 1;
+    const cost = population * lowFidelity + (screening ? Math.ceil(population * rescore) : 0);
+    const offspring = this.spent + cost <= budget ? this.offspring() : [];
+    if (offspring.length === 0) {
+      this.phase = 'done';
+      return [];
+    }
+    return this.propose(offspring, screening ? lowFidelity : 1);
+  }
+
+  protected receive(results: readonly Scored[]): void {
+    if (this.phase === 'init') {
+      this.members = [...results].sort(byFitness);
+      this.phase = 'screen';
+      this.generation = 1;
+    } else if (this.phase === 'screen' && this.options.lowFidelity < 1) {
+      this.screened = [...results];
+      this.phase = 'rescore';
+    } else {
+      this.survive(results);
+    }
+  }
+
+  private survive(rescored: readonly Scored[]): void {
+    const { population, elitism, patience } = this.options;
+    const before = this.members[0]!.fitness;
+    const elites = this.members.slice(0, elitism);
+    const rest = this.members.slice(elitism).sort(byFitness);
+    const next = [...elites, ...rescored, ...rest].slice(0, population);
+    this.members = next.sort(byFitness);
+    this.stall = this.members[0]!.fitness < before ? 0 : this.stall + 1;
+    this.screened = [];
+    this.generation++;
+    this.phase = this.stall >= patience ? 'done' : 'screen';
+  }
+
+  private initialMasks(): string[] {
+    const { population, seedInfluence } = this.options;
+    const masks = new Set<string>();
+    if (seedInfluence) {
+      const seeded = lowestInfluenceMask(this.space, seedInfluence);
+      masks.add(seeded);
+      for (let tries = 0; masks.size < population / 2 && tries < population * 20; tries++)
+        masks.add(this.space.mutate(seeded, swapCount(this.rng), this.rng));
+    }
+    for (
+      let tries = 0;
+      masks.size < Math.min(population, this.space.maskCount) && tries < population * 50;
+      tries++
+    )
+      masks.add(this.space.randomMask(this.rng));
+    return [...masks];
+  }
+
+  private tournament(): string {
+    let best: Scored | undefined;
+    for (let i = 0; i < this.options.tournament; i++) {
+      const m = this.rng.pick(this.members);
+      if (!best || m.fitness < best.fitness) best = m;
+    }
+    return best!.mask;
+  }
+
+  /** Up to `population` children never proposed before (fewer when the space is nearly exhausted). */
+  private offspring(): string[] {
+    const { population, crossover, lowFidelity } = this.options;
+    const fidelity = lowFidelity < 1 ? lowFidelity : 1;
+    const children = new Set<string>();
+    for (let tries = 0; children.size < population && tries < population * 50; tries++) {
+      const first = this.tournament();
+      const parent =
+        this.rng.float() < crossover ? this.space.crossover(first, this.tournament(), this.rng) : first;
+      const child = this.space.mutate(parent, swapCount(this.rng), this.rng);
+      if (!this.wasProposed(child, fidelity) && !this.wasProposed(child, 1)) children.add(child);
+    }
+    return [...children];
+  }
+
+  protected fields(): Record<string, unknown> {
+    return {
+      phase: this.phase,
+      members: this.members,
+      screened: this.screened,
+      stall: this.stall,
+      generation: this.generation,
+    };
+  }
+
+  protected restoreFields(f: Record<string, unknown>): void {
+    this.phase = f.phase as Phase;
+    this.members = f.members as Scored[];
+    this.screened = f.screened as Scored[];
+    this.stall = f.stall as number;
+    this.generation = f.generation as number;
+  }
+}

@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import {
+  cacheKey,
+  createStrategy,
+  MemoryFitnessCache,
+  runSearch,
+  type SearchCheckpoint,
+  SearchOptionError,
+  SearchSpace,
+  STRATEGIES,
+} from '../src/index.ts';
+import { layerSpace, SyntheticLandscape } from './synthetic.ts';
+
+function subBlockSpace(U: number, pruned: number, protectedUnits: number[]): SearchSpace {
+  return new SearchSpace({
+    units: Array.from({ length: U }, (_, i) => ({
+      id: `${i % 2 ? 'mlp' : 'attn'}${i >> 1}`,
+      params: i % 2 ? 300 : 100,
+    })),
+    target: { units: pruned },
+    protected: protectedUnits,
+  });
+}
+
+test('every candidate of every strategy meets the target and spares protected units; none is measured twice', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 6, max: 12 }).chain((U) =>
+        fc.record({
+          U: fc.constant(U),
+          pruned: fc.integer({ min: 1, max: U - 3 }),
+          protectedUnits: fc.uniqueArray(fc.integer({ min: 0, max: U - 1 }), { maxLength: 2 }),
+          seed: fc.nat(1000),
+          strategy: fc.constantFrom(...STRATEGIES),
+        }),
+      ),
+      async ({ U, pruned, protectedUnits, seed, strategy }) => {
+        const space =
+          strategy === 'blockpruner'
+            ? subBlockSpace(U, pruned, protectedUnits)
+            : layerSpace(U, pruned, protectedUnits);
+        const landscape = new SyntheticLandscape(space, seed);
+        const influence = Array.from({ length: U }, (_, i) => landscape.cost[i]!);
+        const s = createStrategy(strategy, space, {
+          seed,
+          budget: 200,
+          influence,
+          seedShortGpt: seed % 2 === 0,
+        });
+        const outcome = await runSearch({ strategy: s, evaluator: landscape });
+        const greedy = strategy === 'sleb' || strategy === 'blockpruner';
+        const seen = new Set<string>();
+        for (const c of landscape.log) {
+          // Greedy removal proposes j pruned units at step j; every other strategy only complete masks.
+          const zeros = space.prunedUnits(c.mask).length;
+          assert.ok(space.accepts(c.mask, greedy ? zeros : pruned), `${strategy}: ${c.mask}`);
+          assert.ok(zeros <= pruned);
+          assert.ok(!seen.has(cacheKey(c)), `${strategy} measured ${cacheKey(c)} twice`);
+          seen.add(cacheKey(c));
+        }
+        assert.ok(outcome.best && space.accepts(outcome.best.mask), `${strategy} ends with a complete mask`);
+        if (strategy === 'exhaustive') assert.equal(landscape.log.length, space.maskCount);
+        if (strategy === 'exhaustive')
+          assert.ok(Math.abs(outcome.best!.fitness - landscape.optimum().fitness) < 1e-12);
+      },
+    ),
+    { numRuns: 60, seed: 42 },
+  );
+});
+
+test('the same seed gives the same search; a different seed another', async () => {
+  const space = layerSpace(16, 5);
+  const run = async (seed: number) => {
+    const landscape = new SyntheticLandscape(space, 3);
+    const outcome = await runSearch({
+      strategy: createStrategy('evop', space, { seed, budget: 300 }),
+      evaluator: landscape,
+    });
+    return { log: landscape.log, history: outcome.history };
+  };
+  assert.deepEqual(await run(5), await run(5));
+  assert.notDeepEqual((await run(5)).log, (await run(6)).log);
+});
+
+test('a search stopped after 5 generations and restored in a fresh instance finishes as an uninterrupted one', async () => {
+  for (const name of ['evop', 'evopress', 'random', 'sleb', 'exhaustive'] as const) {
+    const space = layerSpace(12, 4);
+    const options = { seed: 9, budget: 400 };
+    const whole = new SyntheticLandscape(space, 4);
+    const wholeStrategy = createStrategy(name, space, options);
+    const uninterrupted = await runSearch({ strategy: wholeStrategy, evaluator: whole });
+
+    const first = new SyntheticLandscape(space, 4);
+    const controller = new AbortController();
+    let saved: SearchCheckpoint | undefined;
+    const partial = await runSearch({
+      strategy: createStrategy(name, space, options),
+      evaluator: first,
+      signal: controller.signal,
+      checkpoint: (c) => {
+        saved = JSON.parse(JSON.stringify(c));
+        if (c.history.length === Math.min(5, uninterrupted.history.length - 1)) controller.abort();
+      },
+    });
+    assert.equal(partial.stopped, true, name);
+    const second = new SyntheticLandscape(space, 4);
+    const resumedStrategy = createStrategy(name, space, options);
+    const resumed = await runSearch({ strategy: resumedStrategy, evaluator: second, resume: saved! });
+    assert.deepEqual(resumed.history, uninterrupted.history, `${name}: history`);
+    assert.deepEqual(resumed.best, uninterrupted.best, `${name}: best`);
+    assert.deepEqual([...first.log, ...second.log], whole.log, `${name}: the same candidates, none twice`);
+    assert.deepEqual(resumedStrategy.state(), wholeStrategy.state(), `${name}: final state, RNG included`);
+  }
+});
+
+test('the fitness cache serves repeated candidates and counts the hits', async () => {
+  const space = layerSpace(10, 3);
+  const cache = new MemoryFitnessCache();
+  const first = new SyntheticLandscape(space, 1);
+  const a = await runSearch({
+    strategy: createStrategy('evop', space, { seed: 1, budget: 200 }),
+    evaluator: first,
+    cache,
+  });
+  const second = new SyntheticLandscape(space, 1);
+  const b = await runSearch({
+    strategy: createStrategy('evop', space, { seed: 1, budget: 200 }),
+    evaluator: second,
+    cache,
+  });
+  assert.deepEqual(b.best, a.best);
+  assert.equal(second.log.length, 0, 'an identical second search is served wholly from the cache');
+  assert.equal(b.history.at(-1)!.cacheHits, b.history.at(-1)!.evaluations);
+  assert.equal(a.history.at(-1)!.cacheHits, 0);
+});
+
+test('invalid options are refused naming the option', () => {
+  const space = layerSpace(8, 2);
+  const cases: [() => unknown, string, RegExp][] = [
+    [
+      () => createStrategy('annealing', space),
+      'strategy',
+      /unknown strategy 'annealing'; use one of evop, evopress/,
+    ],
+    [() => createStrategy('evop', space, { budget: -5 }), 'budget', /must be a positive integer/],
+    [() => createStrategy('evop', space, { budget: 10 }), 'budget', /less than one population of 32/],
+    [() => createStrategy('evop', space, { evop: { crossover: 1.5 } }), 'evop.crossover', /probability/],
+    [() => createStrategy('shortgpt', space), 'influence', /needs the units’ block influence/],
+    [() => createStrategy('blockpruner', space), 'strategy', /use sublayer granularity/],
+    [
+      () => createStrategy('exhaustive', layerSpace(30, 10)),
+      'strategy',
+      /would evaluate 30045015 masks, more than maxMasks = 5000/,
+    ],
+    [() => layerSpace(8, 8), 'target.units', /8 units to prune, but the model has only 8/],
+    [() => layerSpace(8, 0), 'target.units', /at least one unit/],
+    [() => layerSpace(8, 7, [0, 1]), 'target', /only 6 of 8 may be pruned/],
+    [() => layerSpace(8, 2, [9]), 'protected', /no unit 9/],
+    [
+      () =>
+        new SearchSpace({
+          units: [
+            { id: 'layer0', params: 1 },
+            { id: 'layer1', params: 1 },
+          ],
+          target: { fraction: 1.5 },
+        }),
+      'target.fraction',
+      /fraction in \(0, 1\)/,
+    ],
+  ];
+  for (const [make, option, message] of cases)
+    assert.throws(
+      make,
+      (e: unknown) => e instanceof SearchOptionError && e.option === option && message.test(e.message),
+      option,
+    );
+});
+
+test('fraction and parameter targets resolve to an exact unit count', () => {
+  const units = Array.from({ length: 32 }, (_, i) => ({
+    id: `${i % 2 ? 'mlp' : 'attn'}${i >> 1}`,
+    params: i % 2 ? 300 : 100,
+  }));
+  assert.equal(new SearchSpace({ units, target: { fraction: 0.25 } }).pruned, 8);
+  // 25 % of 6400 parameters is 1600, eight units of the mean size 200.
+  assert.equal(new SearchSpace({ units, target: { paramFraction: 0.25 } }).pruned, 8);
+});
