@@ -183,4 +183,10 @@ test('the search graph returns no logits and no KV cache', () => {
     search.graph.input.some((i) => i.name === 'past_key_values.4.value'),
     'past inputs stay, fed empty',
   );
+  const ifs = (m: ModelProto) => m.graph.node.filter((n) => n.opType === 'If').length;
+  assert.equal(ifs(search), 10, 'each block can be skipped when closed');
+  assert.equal(
+    ifs(instrument(model, discoverLayers(model), { granularity: 'sublayer', skipClosed: false })),
+    0,
+  );
 });

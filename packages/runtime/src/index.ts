@@ -8,6 +8,6 @@ export {
   type OnnxEvaluatorOptions,
   type ScoredSequence,
 } from './onnx-evaluator.ts';
-export { type Provider, ProviderUnavailableError } from './session-factory.ts';
+export { onnxruntimeVersion, type Provider, ProviderUnavailableError } from './session-factory.ts';
 export type { WireFeeds, WireTensor } from './wire-tensor.ts';
 export { scoreMultipleChoice, type ZeroShotItemResult, type ZeroShotResult } from './zero-shot.ts';

@@ -27,6 +27,7 @@ export class InferencePool {
     this.warn = options.warn ?? ((m) => process.stderr.write(`evop: ${m}\n`));
     this.piscina = new Piscina({
       filename: new URL('./inference-thread.ts', import.meta.url).href,
+      execArgv: threadExecArgv(),
       minThreads: this.config.evalThreads,
       maxThreads: this.config.evalThreads,
       idleTimeout: Number.POSITIVE_INFINITY,
@@ -52,6 +53,11 @@ export class InferencePool {
     return entry;
   }
 
+  /**
+   * Runs a model on a free thread. An aborted `signal` rejects runs still waiting for a thread; a run already on
+   * a thread finishes (stopping onnxruntime mid-run would mean killing its thread), so cancellation waits at most
+   * one run per thread.
+   */
   async run(
     modelPath: string,
     feeds: WireFeeds,
@@ -59,9 +65,48 @@ export class InferencePool {
     signal?: AbortSignal,
   ): Promise<Record<string, WireTensor>> {
     await this.load(modelPath);
-    const task: ThreadTask = { op: 'run', modelPath, settings: await this.settings!, feeds, fetches };
+    const settings = await this.settings!;
+    await this.acquire(signal);
+    const task: ThreadTask = { op: 'run', modelPath, settings, feeds, fetches };
     const transferList = [...new Set(Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer))];
-    return this.piscina.run(task, { transferList, ...(signal ? { signal } : {}) });
+    const running: Promise<Record<string, WireTensor>> = this.piscina.run(task, { transferList });
+    this.inFlight.add(running);
+    try {
+      return await running;
+    } finally {
+      this.inFlight.delete(running);
+      this.release();
+    }
+  }
+
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  private acquire(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    if (this.active < this.threads) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const grant = () => {
+        signal?.removeEventListener('abort', cancel);
+        this.active++;
+        resolve();
+      };
+      const cancel = () => {
+        this.waiting.splice(this.waiting.indexOf(grant), 1);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', cancel, { once: true });
+      this.waiting.push(grant);
+    });
+  }
+
+  private release(): void {
+    this.active--;
+    this.waiting.shift()?.();
   }
 
   /** Seconds of each of `repeats` rounds of `steps`, after `warmup` untimed rounds, on one thread. */
@@ -71,7 +116,9 @@ export class InferencePool {
     return this.piscina.run({ op: 'time', modelPath, settings, steps, warmup, repeats } satisfies ThreadTask);
   }
 
+  /** Waits for the runs on threads to finish (a thread ended mid-inference takes the process down), then stops. */
   async close(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
     await this.piscina.destroy();
   }
 
@@ -93,4 +140,13 @@ export class InferencePool {
     });
     return this.settings;
   }
+}
+
+/**
+ * The thread body is TypeScript run by tsx: a process started with `--import tsx` passes that on to its
+ * threads, but one that registered tsx programmatically (the `evop` command) must give it to them.
+ */
+function threadExecArgv(): string[] {
+  const hasTsx = process.execArgv.some((arg, i, all) => all[i - 1] === '--import' && arg.includes('tsx'));
+  return hasTsx ? process.execArgv : [...process.execArgv, '--import', import.meta.resolve('tsx')];
 }

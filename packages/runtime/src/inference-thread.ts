@@ -3,7 +3,7 @@
  * inference, so it happens here, never on a thread that serves HTTP or renews queue locks. Sessions are created
  * on first use and kept, one per model and settings.
  */
-import type * as ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 import {
   createSession,
   type Provider,
@@ -38,6 +38,9 @@ export interface LoadResult {
   inputNames: readonly string[];
   outputNames: readonly string[];
 }
+
+// A CUDA provider that fails to load is reported as a ProviderUnavailableError or one warning, not as native logs.
+ort.env.logLevel = 'fatal';
 
 /** Sessions kept per thread; the least recently used beyond this is released (each holds its own arena). */
 const MAX_SESSIONS = 4;

@@ -58,3 +58,8 @@ export async function createSession(
     };
   }
 }
+
+/** The onnxruntime version this build runs, for reports. */
+export function onnxruntimeVersion(): string {
+  return ort.env.versions.common ?? 'unknown';
+}

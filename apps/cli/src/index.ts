@@ -1,0 +1,2 @@
+export { main } from './main.ts';
+export type { PruneReport, ReportRow } from './report.ts';

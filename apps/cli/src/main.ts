@@ -1,0 +1,72 @@
+import { parseArgs } from 'node:util';
+import { CliError, isUserError } from './cli-error.ts';
+import { evaluate } from './commands/evaluate.ts';
+import { inspect } from './commands/inspect.ts';
+import { prune } from './commands/prune.ts';
+
+const USAGE = `usage:
+  evop prune --model <model.onnx | ckpt.bin> [--tokenizer tok] --data <file>... (--remove N | --sparsity F)
+             [--granularity layer|sublayer] [--strategy evop|evopress|sleb|blockpruner|shortgpt|random|exhaustive]
+             [--objective mean|cluster-balanced|worst-cluster] [--seed S] [--budget N] [--calibration N]
+             [--held-out N] [--clusters K] [--sampling ccds|random] [--seq-len T] [--tasks arc-easy,piqa,…]
+             [--task-limit N] [--baselines] [--out DIR] [--threads N] [--quiet]
+  evop prune --resume DIR
+  evop inspect <model> [--json]
+  evop eval <model> [--tokenizer tok] [--data <file>...] [--tasks …] [--seq-len T] [--windows N]`;
+
+const PRUNE_OPTIONS = {
+  model: { type: 'string' },
+  tokenizer: { type: 'string' },
+  data: { type: 'string', multiple: true },
+  remove: { type: 'string' },
+  sparsity: { type: 'string' },
+  granularity: { type: 'string' },
+  strategy: { type: 'string' },
+  objective: { type: 'string' },
+  seed: { type: 'string' },
+  budget: { type: 'string' },
+  calibration: { type: 'string' },
+  'held-out': { type: 'string' },
+  clusters: { type: 'string' },
+  sampling: { type: 'string' },
+  'seq-len': { type: 'string' },
+  tasks: { type: 'string' },
+  'task-limit': { type: 'string' },
+  baselines: { type: 'boolean' },
+  out: { type: 'string' },
+  threads: { type: 'string' },
+  resume: { type: 'string' },
+  quiet: { type: 'boolean' },
+  windows: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+/** Runs one `evop` command line; returns the exit code: 0 done, 2 bad input, 130 stopped, 1 failure. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (!command || command === '--help' || command === 'help') {
+      process.stdout.write(`${USAGE}\n`);
+      return command ? 0 : 2;
+    }
+    let parsed: ReturnType<typeof parseArgs<{ options: typeof PRUNE_OPTIONS; allowPositionals: true }>>;
+    try {
+      parsed = parseArgs({ args: rest, options: PRUNE_OPTIONS, allowPositionals: true, strict: true });
+    } catch (err) {
+      throw new CliError((err as Error).message.split('\n')[0]!);
+    }
+    const { values, positionals } = parsed;
+    if (command === 'prune') return await prune(values);
+    if (command === 'inspect') return await inspect(positionals, values);
+    if (command === 'eval') return await evaluate(positionals, values);
+    throw new CliError(`unknown command '${command}'; use prune, inspect or eval`);
+  } catch (err) {
+    if (isUserError(err)) {
+      process.stderr.write(`evop: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`evop: failed: ${(err as Error).message}\n`);
+    if (process.env.EVOP_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,42 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { loadTokenizer, type Tokenizer } from '@evop/data';
+import { type LoadedModel, llama2cToOnnx, readLlama2cCheckpoint, readModel, writeModel } from '@evop/onnx';
+import { CliError } from './cli-error.ts';
+
+export interface ModelSource {
+  model: LoadedModel;
+  tokenizer: Tokenizer;
+  tokenizerPath: string;
+}
+
+/** Tokenizer files looked for beside a model when none is given. */
+const TOKENIZER_NAMES = ['tokenizer.json', 'tokenizer.bin', 'tok512.bin'];
+
+/**
+ * The model to prune: an ONNX export, or a llama2.c checkpoint (`.bin`) converted to ONNX into `workDir`.
+ * The tokenizer is `--tokenizer`, else a tokenizer file beside the model.
+ */
+export function loadModelSource(
+  modelPath: string,
+  tokenizerPath: string | undefined,
+  workDir: string,
+): ModelSource {
+  if (!existsSync(modelPath)) throw new CliError(`--model: no such file '${modelPath}'`);
+  const tokenizerFile =
+    tokenizerPath ?? TOKENIZER_NAMES.map((n) => join(dirname(modelPath), n)).find((p) => existsSync(p));
+  if (!tokenizerFile)
+    throw new CliError(`--tokenizer: none given and no ${TOKENIZER_NAMES.join(' / ')} beside '${modelPath}'`);
+  if (!existsSync(tokenizerFile)) throw new CliError(`--tokenizer: no such file '${tokenizerFile}'`);
+  let onnxPath = modelPath;
+  if (modelPath.endsWith('.bin')) {
+    mkdirSync(workDir, { recursive: true });
+    onnxPath = join(workDir, 'source.onnx');
+    if (!existsSync(onnxPath)) writeModel(llama2cToOnnx(readLlama2cCheckpoint(modelPath)), onnxPath);
+  }
+  return {
+    model: readModel(onnxPath),
+    tokenizer: loadTokenizer(tokenizerFile),
+    tokenizerPath: tokenizerFile,
+  };
+}

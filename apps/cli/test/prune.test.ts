@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Llama2cTokenizer, readCorpus, type TokenWindows, windowsFromDocuments } from '@evop/data';
+import { discoverLayers, readModel } from '@evop/onnx';
+import { decoderFeeds } from '@evop/runtime';
+import * as ort from 'onnxruntime-node';
+import type { PruneReport } from '../src/index.ts';
+import { data, evop, smallPrune, tempDir } from './helpers.ts';
+
+const readReport = (out: string) => JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as PruneReport;
+
+test('evop prune writes every output, and the pruned model’s held-out perplexity recomputed from scratch matches', async () => {
+  const out = tempDir();
+  const run = await evop(smallPrune(out, ['--baselines']));
+  assert.equal(run.code, 0, run.stderr);
+  for (const file of [
+    'model.onnx',
+    'mask.json',
+    'report.json',
+    'report.html',
+    'spec.json',
+    'calibration.json',
+    'checkpoints/evop.json',
+  ])
+    assert.ok(existsSync(join(out, file)), file);
+  const report = readReport(out);
+  assert.deepEqual(
+    report.table.map((r) => r.method),
+    ['dense', 'evop', 'shortgpt', 'blockpruner', 'evopress', 'random'],
+  );
+  assert.match(run.stdout, /\| evop +\| \d+\.\d{3}/);
+  const mask = JSON.parse(readFileSync(join(out, 'mask.json'), 'utf8'));
+  assert.equal(mask.mask, report.result.mask);
+  assert.equal(mask.pruned.length, 2);
+  const html = readFileSync(join(out, 'report.html'), 'utf8');
+  assert.ok(
+    html.includes('new Chart(') && html.includes('class="heat"') && !html.includes('src="http'),
+    'self-contained page',
+  );
+
+  // From scratch: the protocol's windows from the corpus, the plain pruned model, NLL from its logits.
+  const tokenizer = Llama2cTokenizer.fromFile(data.tokenizer);
+  const pool = windowsFromDocuments(readCorpus(data.stories), tokenizer, 64, 4 * 8 + 8);
+  assert.equal(pool.sha256, report.calibration.poolSha256);
+  const held: TokenWindows = pool.select(report.calibration.heldOutWindows);
+  const pruned = readModel(join(out, 'model.onnx'));
+  const layout = discoverLayers(pruned.proto);
+  assert.equal(layout.blocks.length, 8, '2 of 10 sub-blocks are gone');
+  const session = await ort.InferenceSession.create(join(out, 'model.onnx'), { logSeverityLevel: 3 });
+  let nll = 0;
+  let count = 0;
+  for (let w = 0; w < held.count; w++) {
+    const ids = Array.from(held.window(w));
+    const feeds = decoderFeeds(layout, { ids, rows: 1, seqLen: 64 });
+    const logits = (
+      await session.run(
+        Object.fromEntries(
+          Object.entries(feeds).map(([k, v]) => [k, new ort.Tensor(v.type, v.data as Float32Array, v.dims)]),
+        ),
+      )
+    ).logits!.data as Float32Array;
+    for (let t = 0; t < 63; t++) {
+      const row = logits.subarray(t * 512, (t + 1) * 512);
+      const max = Math.max(...row);
+      nll += max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) - row[ids[t + 1]!]!;
+      count++;
+    }
+  }
+  const evopRow = report.table.find((r) => r.method === 'evop')!;
+  assert.ok(
+    Math.abs(Math.exp(nll / count) - evopRow.perplexity) / evopRow.perplexity <= 1e-4,
+    `${Math.exp(nll / count)} vs ${evopRow.perplexity}`,
+  );
+  assert.ok(report.result.consistency <= 1e-4, 'gated and physical evaluation agree');
+});
+
+test('a run stopped by SIGINT resumes to the mask and history of an uninterrupted run', async () => {
+  // stories-deep16, 4 of 16 layers: a space large enough that the search runs for many generations.
+  const deep = (out: string) =>
+    smallPrune(out, ['--budget', '100']).map((a) =>
+      a === data.model ? data.deep16 : a === 'sublayer' ? 'layer' : a === '2' ? '4' : a,
+    );
+  const whole = tempDir();
+  assert.equal((await evop(deep(whole))).code, 0);
+
+  const stopped = tempDir();
+  const first = await evop(deep(stopped), (child) => {
+    const poll = setInterval(() => {
+      const file = join(stopped, 'checkpoints', 'evop.json');
+      if (existsSync(file) && JSON.parse(readFileSync(file, 'utf8')).history.length >= 3) {
+        clearInterval(poll);
+        child.kill('SIGINT');
+      }
+    }, 20);
+    child.on('close', () => clearInterval(poll));
+  });
+  assert.equal(first.code, 130, first.stderr);
+  assert.match(first.stderr, /continue with: evop prune --resume/);
+  assert.ok(!existsSync(join(stopped, 'report.json')));
+  const resumed = await evop(['prune', '--resume', stopped]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const a = readReport(whole);
+  const b = readReport(stopped);
+  assert.equal(b.result.mask, a.result.mask);
+  assert.deepEqual(b.searches[0]!.history, a.searches[0]!.history);
+  assert.ok(a.searches[0]!.history.length > 3, 'the run had more generations than the stopped part');
+});
+
+test('bad arguments exit with code 2 and one clear line', async () => {
+  const out = tempDir();
+  const empty = join(out, 'empty.txt');
+  writeFileSync(empty, '\n\n');
+  const garbage = join(out, 'garbage.jsonl');
+  writeFileSync(garbage, '\u0000\u0001 not json\n');
+  const cases: [string[], RegExp][] = [
+    [
+      smallPrune(join(out, 'a')).map((a) => (a === data.model ? '/nope/model.onnx' : a)),
+      /--model: no such file '\/nope\/model\.onnx'/,
+    ],
+    [
+      [...smallPrune(join(out, 'b')), '--strategy', 'annealing'],
+      /--strategy: 'annealing' is not one of evop, evopress/,
+    ],
+    [
+      smallPrune(join(out, 'c')).map((a) => (a === '2' ? '10' : a)),
+      /--remove: 10 units to prune, but the model has only 10/,
+    ],
+    [
+      smallPrune(join(out, 'd')).map((a) => (a === data.stories ? empty : a)),
+      /corpus '.*empty\.txt' has no text/,
+    ],
+    [smallPrune(join(out, 'e')).map((a) => (a === data.stories ? garbage : a)), /garbage\.jsonl:1: not JSON/],
+    [
+      smallPrune(join(out, 'f')).map((a) => (a === data.stories ? join(out, 'missing.txt') : a)),
+      /--data: no such file/,
+    ],
+    [['prune', '--model', data.model, '--bogus'], /Unknown option '--bogus'/],
+    [['launch'], /unknown command 'launch'/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await evop(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+    assert.ok(!r.stderr.includes('    at '), 'no stack trace');
+  }
+});
+
+test('evop inspect lists layers, units and KV-cache inputs', async () => {
+  const r = await evop(['inspect', data.model]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /5 decoder layers, hidden 64, vocabulary 512, 260,032 parameters/);
+  assert.match(r.stdout, /attn0 +12352 +past_key_values\.0\.key, past_key_values\.0\.value/);
+  assert.match(r.stdout, /mlp4 +33088 +-/);
+});
