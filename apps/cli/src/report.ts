@@ -149,7 +149,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{text-align:left;background:#f5f5f5}.heat td{width:10px;height:12px;padding:0;border:1px solid #eee}
 .heat th{font-weight:normal;font-size:11px;padding:0 6px}code{font-size:12px}
 </style></head><body>
-<h1>evop: ${escapeHtml(report.model.path)}</h1>
+<h1>evop: ${escapeHtml(report.spec.model)}</h1>
 <p>Pruned ${escapeHtml(targetText(report.spec.target))} at ${report.spec.granularity} granularity with <b>${escapeHtml(main.strategy)}</b>
 (seed ${report.spec.seed}, budget ${report.spec.budget}); removed: ${report.result.pruned.map(escapeHtml).join(', ')}.
 Protocol: ${report.spec.seqLen}-token windows, ${report.spec.calibration} calibration and ${report.spec.heldOut} held-out windows
@@ -166,7 +166,7 @@ ${rows}</table>
 const s = ${JSON.stringify(series)};
 new Chart(document.getElementById('fitness'), { type: 'line', data: { labels: s.labels, datasets: [
   { label: 'best (NLL per token)', data: s.best, borderColor: '#c82828', pointRadius: 1 },
-  { label: 'generation mean', data: s.mean, borderColor: '#2860c8', pointRadius: 1 } ] },
+  { label: 'population mean', data: s.mean, borderColor: '#2860c8', pointRadius: 1 } ] },
   options: { maintainAspectRatio: false, animation: false, scales: { x: { title: { display: true, text: 'generation' } } } } });
 </script></body></html>
 `;

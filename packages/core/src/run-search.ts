@@ -7,7 +7,7 @@ export interface GenerationRecord {
   generation: number;
   /** Best complete full-fidelity mask so far. */
   best: { mask: string; fitness: number } | null;
-  /** Mean fitness of this generation's candidates. */
+  /** Mean fitness of the population after this generation, or of its candidates when there is none. */
   mean: number;
   candidates: number;
   /** Cumulative: candidates measured, of them served from the cache, and cost in full-fidelity equivalents. */
@@ -80,15 +80,17 @@ export async function runSearch(options: RunSearchOptions): Promise<SearchOutcom
 
     evaluations += candidates.length;
     cacheHits += candidates.length - missing.length;
+    const population = strategy.population();
+    const averaged = population.length > 0 ? population : scored;
     const record: GenerationRecord = {
       generation: history.length + 1,
       best: strategy.best() ?? null,
-      mean: scored.reduce((s, r) => s + r.fitness, 0) / scored.length,
+      mean: averaged.reduce((s, r) => s + r.fitness, 0) / averaged.length,
       candidates: candidates.length,
       evaluations,
       cacheHits,
       spent: strategy.spent,
-      population: strategy.population(),
+      population: population.map((p) => p.mask),
     };
     history.push(record);
     await options.checkpoint?.({ strategy: strategy.state(), history });

@@ -16,8 +16,8 @@ export interface Strategy {
   tell(results: readonly Scored[]): void;
   /** Best complete mask measured on all windows so far. */
   best(): Best | undefined;
-  /** Masks of the current population, for the pruning-frequency heatmap (empty when the strategy has none). */
-  population(): string[];
+  /** The current population with its full-fidelity fitness (empty when the strategy keeps none). */
+  population(): Best[];
   /** Evaluation cost spent so far, in full-fidelity equivalents (a candidate at fidelity f costs f). */
   readonly spent: number;
   state(): StrategyState;

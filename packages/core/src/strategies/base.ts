@@ -36,7 +36,7 @@ export abstract class BaseStrategy implements Strategy {
     return this.bestResult;
   }
 
-  population(): string[] {
+  population(): Best[] {
     return [];
   }
 

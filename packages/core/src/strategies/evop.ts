@@ -1,4 +1,4 @@
-import type { Candidate, Scored } from '../evaluation.ts';
+import type { Best, Candidate, Scored } from '../evaluation.ts';
 import type { SearchSpace } from '../search-space.ts';
 import { BaseStrategy, byFitness, lowestInfluenceMask, swapCount } from './base.ts';
 
@@ -60,8 +60,8 @@ export class EvopStrategy extends BaseStrategy {
     super(space, options.seed);
   }
 
-  override population(): string[] {
-    return this.members.map((m) => m.mask);
+  override population(): Best[] {
+    return this.members.map(({ mask, fitness }) => ({ mask, fitness }));
   }
 
   ask(): Candidate[] {

@@ -1,4 +1,4 @@
-import type { Candidate, Scored } from '../evaluation.ts';
+import type { Best, Candidate, Scored } from '../evaluation.ts';
 import type { SearchSpace } from '../search-space.ts';
 import { BaseStrategy, byFitness, lowestInfluenceMask, swapCount } from './base.ts';
 
@@ -44,8 +44,8 @@ export class EvopressStrategy extends BaseStrategy {
     super(space, options.seed);
   }
 
-  override population(): string[] {
-    return this.parent ? [this.parent.mask] : [];
+  override population(): Best[] {
+    return this.parent ? [{ mask: this.parent.mask, fitness: this.parent.fitness }] : [];
   }
 
   ask(): Candidate[] {

@@ -1,4 +1,4 @@
-import type { Candidate, Scored } from '../evaluation.ts';
+import type { Best, Candidate, Scored } from '../evaluation.ts';
 import type { SearchSpace } from '../search-space.ts';
 import { BaseStrategy, byFitness } from './base.ts';
 
@@ -8,7 +8,8 @@ import { BaseStrategy, byFitness } from './base.ts';
  * step's masks meet the target.
  */
 export class GreedyStrategy extends BaseStrategy {
-  private current: string;
+  /** The mask greedy removal has reached, and its fitness; none before the first step. */
+  private current: Best | undefined;
   private step = 0;
 
   constructor(
@@ -16,11 +17,10 @@ export class GreedyStrategy extends BaseStrategy {
     space: SearchSpace,
   ) {
     super(space, 0);
-    this.current = '1'.repeat(space.size);
   }
 
-  override population(): string[] {
-    return [this.current];
+  override population(): Best[] {
+    return this.current ? [this.current] : [];
   }
 
   /** Units pruned by the masks the current step proposes. */
@@ -30,23 +30,25 @@ export class GreedyStrategy extends BaseStrategy {
 
   ask(): Candidate[] {
     if (this.step >= this.space.pruned) return [];
+    const from = this.current?.mask ?? '1'.repeat(this.space.size);
     const masks = this.space.prunable
-      .filter((i) => this.current[i] === '1')
-      .map((i) => `${this.current.slice(0, i)}0${this.current.slice(i + 1)}`);
+      .filter((i) => from[i] === '1')
+      .map((i) => `${from.slice(0, i)}0${from.slice(i + 1)}`);
     return this.propose(masks, 1);
   }
 
   protected receive(results: readonly Scored[]): void {
-    this.current = [...results].sort(byFitness)[0]!.mask;
+    const { mask, fitness } = [...results].sort(byFitness)[0]!;
+    this.current = { mask, fitness };
     this.step++;
   }
 
   protected fields(): Record<string, unknown> {
-    return { current: this.current, step: this.step };
+    return { current: this.current ?? null, step: this.step };
   }
 
   protected restoreFields(f: Record<string, unknown>): void {
-    this.current = f.current as string;
+    this.current = (f.current as Best | null) ?? undefined;
     this.step = f.step as number;
   }
 }
