@@ -1,5 +1,6 @@
 import { SearchOptionError } from './errors.ts';
 import type { SearchSpace } from './search-space.ts';
+import type { EvolutionOptions } from './strategies/base.ts';
 import { EVOP_DEFAULTS, type EvopOptions, EvopStrategy } from './strategies/evop.ts';
 import { EVOPRESS_DEFAULTS, type EvopressOptions, EvopressStrategy } from './strategies/evopress.ts';
 import { GreedyStrategy } from './strategies/greedy.ts';
@@ -37,6 +38,11 @@ function check(ok: boolean, option: string, reason: string): void {
 
 const isInt = (v: number, min: number) => Number.isInteger(v) && v >= min;
 const inUnit = (v: number) => v > 0 && v <= 1;
+
+function checkEvolution(o: EvolutionOptions, prefix: string): void {
+  check(inUnit(o.lowFidelity), `${prefix}.lowFidelity`, `must be in (0, 1], got ${o.lowFidelity}`);
+  check(isInt(o.patience, 1), `${prefix}.patience`, `must be a positive integer, got ${o.patience}`);
+}
 
 /** A strategy by name, its options checked: a bad one throws a SearchOptionError naming it. */
 export function createStrategy(name: string, space: SearchSpace, options: StrategyOptions = {}): Strategy {
@@ -85,9 +91,8 @@ export function createStrategy(name: string, space: SearchSpace, options: Strate
         'evop.crossover',
         `must be a probability, got ${o.crossover}`,
       );
-      check(inUnit(o.lowFidelity), 'evop.lowFidelity', `must be in (0, 1], got ${o.lowFidelity}`);
       check(inUnit(o.rescore), 'evop.rescore', `must be in (0, 1], got ${o.rescore}`);
-      check(isInt(o.patience, 1), 'evop.patience', `must be a positive integer, got ${o.patience}`);
+      checkEvolution(o, 'evop');
       check(budget >= o.population, 'budget', `${budget} is less than one population of ${o.population}`);
       return new EvopStrategy(space, o);
     }
@@ -105,8 +110,7 @@ export function createStrategy(name: string, space: SearchSpace, options: Strate
         'evopress.survivors',
         `must be in 1…lambda, got ${o.survivors}`,
       );
-      check(inUnit(o.lowFidelity), 'evopress.lowFidelity', `must be in (0, 1], got ${o.lowFidelity}`);
-      check(isInt(o.patience, 1), 'evopress.patience', `must be a positive integer, got ${o.patience}`);
+      checkEvolution(o, 'evopress');
       return new EvopressStrategy(space, o);
     }
     case 'sleb':

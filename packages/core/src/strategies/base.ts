@@ -77,6 +77,26 @@ export abstract class BaseStrategy implements Strategy {
   }
 }
 
+/** Options both evolutionary strategies take. */
+export interface EvolutionOptions {
+  /** Fraction of the calibration windows offspring are screened on (default 0.25; 1 turns screening off). */
+  lowFidelity: number;
+  /** Evaluation budget in full-fidelity equivalents (default 1000). */
+  budget: number;
+  /** Stop after this many generations without a better mask (default 20). */
+  patience: number;
+  /** Per-unit block influence (1 − cosine): when given, the search starts from ShortGPT's mask. */
+  seedInfluence?: readonly number[];
+  seed: number;
+}
+
+export const EVOLUTION_DEFAULTS = {
+  lowFidelity: 0.25,
+  budget: 1000,
+  patience: 20,
+  seed: 0,
+} satisfies EvolutionOptions;
+
 /** EvoPress's mutation strength: min(U(1,3), U(1,3)) swaps, so one swap is the most likely. */
 export function swapCount(rng: Rng): number {
   return Math.min(rng.int(1, 3), rng.int(1, 3));

@@ -1,9 +1,16 @@
 import type { Best, Candidate, Scored } from '../evaluation.ts';
 import type { SearchSpace } from '../search-space.ts';
-import { BaseStrategy, byFitness, lowestInfluenceMask, swapCount } from './base.ts';
+import {
+  BaseStrategy,
+  byFitness,
+  EVOLUTION_DEFAULTS,
+  type EvolutionOptions,
+  lowestInfluenceMask,
+  swapCount,
+} from './base.ts';
 
 /** EvoP's pruning-pattern search (EPPS). EvoP's own hyperparameters are not public: these are evop's defaults. */
-export interface EvopOptions {
+export interface EvopOptions extends EvolutionOptions {
   /** Distinct masks per generation (default 32). */
   population: number;
   /** Tournament size for parent selection (default 3). */
@@ -12,17 +19,8 @@ export interface EvopOptions {
   elitism: number;
   /** Probability that a child is a uniform crossover of two parents rather than a copy of one (default 0.8). */
   crossover: number;
-  /** Fraction of the calibration windows offspring are screened on (default 0.25; 1 turns screening off). */
-  lowFidelity: number;
   /** Fraction of the screened offspring, the best, re-scored on all windows (default 0.25). */
   rescore: number;
-  /** Evaluation budget in full-fidelity equivalents (default 1000). */
-  budget: number;
-  /** Stop after this many generations without a better mask (default 20). */
-  patience: number;
-  /** Per-unit block influence (1 − cosine): when given, the first population is seeded with ShortGPT's mask. */
-  seedInfluence?: readonly number[];
-  seed: number;
 }
 
 export const EVOP_DEFAULTS = {
@@ -30,11 +28,8 @@ export const EVOP_DEFAULTS = {
   tournament: 3,
   elitism: 2,
   crossover: 0.8,
-  lowFidelity: 0.25,
   rescore: 0.25,
-  budget: 1000,
-  patience: 20,
-  seed: 0,
+  ...EVOLUTION_DEFAULTS,
 } satisfies EvopOptions;
 
 type Phase = 'init' | 'screen' | 'rescore' | 'done';

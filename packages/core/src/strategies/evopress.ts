@@ -1,27 +1,25 @@
 import type { Best, Candidate, Scored } from '../evaluation.ts';
 import type { SearchSpace } from '../search-space.ts';
-import { BaseStrategy, byFitness, lowestInfluenceMask, swapCount } from './base.ts';
+import {
+  BaseStrategy,
+  byFitness,
+  EVOLUTION_DEFAULTS,
+  type EvolutionOptions,
+  lowestInfluenceMask,
+  swapCount,
+} from './base.ts';
 
-export interface EvopressOptions {
+export interface EvopressOptions extends EvolutionOptions {
   /** Offspring per generation, all mutants of the one parent (default 32). */
   lambda: number;
   /** Offspring kept after the screening stage and re-scored on all windows (default 2). */
   survivors: number;
-  /** Fraction of the windows the screening stage uses (default 0.25). */
-  lowFidelity: number;
-  budget: number;
-  patience: number;
-  seedInfluence?: readonly number[];
-  seed: number;
 }
 
 export const EVOPRESS_DEFAULTS = {
   lambda: 32,
   survivors: 2,
-  lowFidelity: 0.25,
-  budget: 1000,
-  patience: 20,
-  seed: 0,
+  ...EVOLUTION_DEFAULTS,
 } satisfies EvopressOptions;
 
 type Phase = 'init' | 'screen' | 'select' | 'done';
