@@ -36,3 +36,15 @@ if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
   wait_for Redis redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping
   echo "services: Redis started on port $REDIS_PORT"
 fi
+
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+
+# The role evop's tests and local stack use: password auth works whatever 127.0.0.1's auth method is
+# (trust on some machines, scram on others); CREATEDB lets tests create databases of their own.
+as_postgres psql -q -v ON_ERROR_STOP=1 <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'evop') THEN CREATE ROLE evop LOGIN PASSWORD 'evop' CREATEDB;
+  END IF;
+END $$;
+SQL
+as_postgres psql -tAc "SELECT 1 FROM pg_database WHERE datname = 'evop'" | grep -q 1 || as_postgres createdb -O evop evop
