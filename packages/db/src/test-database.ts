@@ -27,26 +27,36 @@ export interface TestDatabase {
 export async function createTestDatabase(): Promise<TestDatabase> {
   const server = serverUrl();
   const name = `evop_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client(connectionOptions(server.href));
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${name}"`);
-  await admin.end();
+  const admin = async (sql: string) => {
+    const client = new pg.Client(connectionOptions(server.href));
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  const dropDatabase = () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  await admin(`CREATE DATABASE "${name}"`);
   const url = new URL(server.href);
   url.pathname = `/${name}`;
-  execFileSync('bash', [prismaScript, 'migrate', 'deploy'], {
-    env: { ...process.env, DATABASE_URL: url.href },
-    stdio: 'pipe',
-  });
+  try {
+    execFileSync('bash', [prismaScript, 'migrate', 'deploy'], {
+      env: { ...process.env, DATABASE_URL: url.href },
+      stdio: 'pipe',
+    });
+  } catch (err) {
+    // A failed migration must not leave a database behind on a shared server.
+    await dropDatabase();
+    throw err;
+  }
   const db = openDatabase(url.href);
   return {
     url: url.href,
     db,
     async drop() {
       await db.$disconnect();
-      const a = new pg.Client(connectionOptions(server.href));
-      await a.connect();
-      await a.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await a.end();
+      await dropDatabase();
     },
   };
 }

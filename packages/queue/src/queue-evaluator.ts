@@ -1,0 +1,73 @@
+import { createHash } from 'node:crypto';
+import type { Candidate, EvaluationResult, Evaluator } from '@evop/core';
+import type { Queue, QueueEvents } from 'bullmq';
+import { type FitnessTask, fitnessResult, QUEUES } from './tasks.ts';
+
+export interface QueueEvaluatorOptions {
+  queue: Queue;
+  events: QueueEvents;
+  /** What every task of this job carries besides its fidelity and masks. */
+  task: Omit<FitnessTask, 'fidelity' | 'masks'>;
+  /** Masks per task (default 8): enough rows to batch well on a worker, small enough to spread. */
+  masksPerTask?: number;
+  /** Attempts per task before the search fails (default 3), e.g. when a worker dies mid-task. */
+  attempts?: number;
+  /** Longest wait for one task, in ms (default 30 minutes). */
+  taskTimeoutMs?: number;
+}
+
+/**
+ * The search's Evaluator over BullMQ: candidates become `fitness` tasks fanned out to any number of workers.
+ * Task ids are derived from their content, so a task added twice (a coordinator resumed after a crash) is one
+ * task; results come back in candidate order.
+ */
+export class QueueEvaluator implements Evaluator {
+  constructor(private readonly options: QueueEvaluatorOptions) {}
+
+  async evaluate(candidates: readonly Candidate[], signal?: AbortSignal): Promise<EvaluationResult[]> {
+    const { queue, events, task, masksPerTask = 8, attempts = 3, taskTimeoutMs = 30 * 60_000 } = this.options;
+    const chunks: { fidelity: number; indices: number[] }[] = [];
+    for (const fidelity of new Set(candidates.map((c) => c.fidelity))) {
+      const indices = candidates.flatMap((c, i) => (c.fidelity === fidelity ? [i] : []));
+      for (let s = 0; s < indices.length; s += masksPerTask)
+        chunks.push({ fidelity, indices: indices.slice(s, s + masksPerTask) });
+    }
+    const jobs = await queue.addBulk(
+      chunks.map(({ fidelity, indices }) => {
+        const data: FitnessTask = { ...task, fidelity, masks: indices.map((i) => candidates[i]!.mask) };
+        const digest = createHash('sha256').update(JSON.stringify(data)).digest('hex').slice(0, 32);
+        return {
+          name: QUEUES.fitness,
+          data,
+          opts: {
+            jobId: `${task.jobId}-${digest}`,
+            attempts,
+            backoff: { type: 'fixed', delay: 500 },
+            removeOnComplete: { age: 3600 },
+          },
+        };
+      }),
+    );
+    const aborted = new Promise<never>((_, reject) => {
+      if (!signal) return;
+      const stop = () => {
+        for (const job of jobs) job.remove().catch(() => {}); // waiting tasks go; running ones finish unobserved
+        reject(signal.reason);
+      };
+      if (signal.aborted) stop();
+      else signal.addEventListener('abort', stop, { once: true });
+    });
+    const results = await Promise.race([
+      Promise.all(jobs.map((job) => job.waitUntilFinished(events, taskTimeoutMs))),
+      aborted,
+    ]);
+    const out = new Array<EvaluationResult>(candidates.length);
+    results.forEach((value, j) => {
+      const parsed = fitnessResult.parse(value);
+      chunks[j]!.indices.forEach((i, k) => {
+        out[i] = parsed[k]!;
+      });
+    });
+    return out;
+  }
+}

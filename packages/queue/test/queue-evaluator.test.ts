@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { type Candidate, createStrategy, type EvaluationResult, runSearch, SearchSpace } from '@evop/core';
+import { Queue, QueueEvents, type Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { type FitnessTask, fitnessWorker, QUEUES, QueueEvaluator, redisConnection } from '../src/index.ts';
+
+// A key prefix of this test file's own: nothing else on the Redis server is touched.
+const prefix = `evop-test-${randomBytes(4).toString('hex')}`;
+const connections: Redis[] = [];
+const connection = () => {
+  const c = redisConnection();
+  connections.push(c);
+  return c;
+};
+let queue: Queue;
+let events: QueueEvents;
+const workers: Worker[] = [];
+
+before(async () => {
+  queue = new Queue(QUEUES.fitness, { connection: connection(), prefix });
+  events = new QueueEvents(QUEUES.fitness, { connection: connection(), prefix });
+  await events.waitUntilReady();
+});
+after(async () => {
+  await Promise.all(workers.map((w) => w.close()));
+  await queue.obliterate({ force: true });
+  await queue.close();
+  await events.close();
+  await Promise.all(connections.map((c) => c.quit()));
+});
+
+/** A deterministic landscape: each pruned unit i costs 1/(i+1), the low fidelity adds a small error. */
+function fitnessOf(mask: string, fidelity: number): EvaluationResult {
+  let f = 2;
+  for (let i = 0; i < mask.length; i++) if (mask[i] === '0') f += 1 / (i + 1) + ((i * 7) % 3) * 0.01;
+  return { nllSum: (f + (fidelity < 1 ? 0.001 * (mask.indexOf('0') % 5) : 0)) * 100, count: 100 };
+}
+const local = { evaluate: async (cs: readonly Candidate[]) => cs.map((c) => fitnessOf(c.mask, c.fidelity)) };
+const space = new SearchSpace({
+  units: Array.from({ length: 12 }, (_, i) => ({ id: `layer${i}`, params: 1 })),
+  target: { units: 4 },
+});
+const sha = (s: string) => s.repeat(64).slice(0, 64);
+
+test('a search fanned out over Redis to two workers gives what the same search gives in process', async () => {
+  const served: Record<string, number> = { a: 0, b: 0 };
+  for (const name of ['a', 'b'])
+    workers.push(
+      fitnessWorker(
+        async (task: FitnessTask) => {
+          served[name]! += task.masks.length;
+          await new Promise((r) => setTimeout(r, 5));
+          return task.masks.map((m) => fitnessOf(m, task.fidelity));
+        },
+        { connection: connection(), prefix },
+      ),
+    );
+  const evaluator = new QueueEvaluator({
+    queue,
+    events,
+    task: { jobId: 'job1', modelSha256: sha('a'), windowsSha256: sha('b'), granularity: 'layer' },
+    masksPerTask: 4,
+  });
+  const distributed = await runSearch({
+    strategy: createStrategy('evop', space, { seed: 4, budget: 150 }),
+    evaluator,
+  });
+  const inProcess = await runSearch({
+    strategy: createStrategy('evop', space, { seed: 4, budget: 150 }),
+    evaluator: local,
+  });
+  assert.deepEqual(distributed.history, inProcess.history);
+  assert.deepEqual(distributed.best, inProcess.best);
+  assert.ok(served.a! > 0 && served.b! > 0, `both workers took tasks (${served.a}, ${served.b})`);
+});
+
+test('a task added twice is evaluated once', async () => {
+  let calls = 0;
+  const worker = fitnessWorker(
+    async (task) => {
+      calls++;
+      return task.masks.map((m) => fitnessOf(m, task.fidelity));
+    },
+    { connection: connection(), prefix: `${prefix}-dup` },
+  );
+  const q = new Queue(QUEUES.fitness, { connection: connection(), prefix: `${prefix}-dup` });
+  const ev = new QueueEvents(QUEUES.fitness, { connection: connection(), prefix: `${prefix}-dup` });
+  await ev.waitUntilReady();
+  try {
+    const evaluator = new QueueEvaluator({
+      queue: q,
+      events: ev,
+      task: { jobId: 'job2', modelSha256: sha('c'), windowsSha256: sha('d'), granularity: 'layer' },
+    });
+    const candidates = [{ mask: '011101111111', fidelity: 1 }];
+    const [a, b] = await Promise.all([evaluator.evaluate(candidates), evaluator.evaluate(candidates)]);
+    assert.deepEqual(a, b);
+    assert.equal(calls, 1);
+  } finally {
+    await worker.close();
+    await q.obliterate({ force: true });
+    await q.close();
+    await ev.close();
+  }
+});
+
+test('a malformed task fails at once naming the field, without retries', async () => {
+  const q = new Queue(QUEUES.fitness, { connection: connection(), prefix: `${prefix}-bad` });
+  const ev = new QueueEvents(QUEUES.fitness, { connection: connection(), prefix: `${prefix}-bad` });
+  await ev.waitUntilReady();
+  let calls = 0;
+  const worker = fitnessWorker(
+    async (task) => {
+      calls++;
+      return task.masks.map(() => ({ nllSum: 0, count: 1 }));
+    },
+    { connection: connection(), prefix: `${prefix}-bad` },
+  );
+  try {
+    const job = await q.add(
+      QUEUES.fitness,
+      {
+        jobId: 'j',
+        modelSha256: 'nothex',
+        windowsSha256: sha('e'),
+        granularity: 'layer',
+        fidelity: 1,
+        masks: ['01'],
+      },
+      { attempts: 3 },
+    );
+    await assert.rejects(
+      job.waitUntilFinished(ev, 10_000),
+      /fitness task: modelSha256: a lowercase hex sha256/,
+    );
+    assert.equal(calls, 0);
+    assert.equal((await q.getJob(job.id!))!.attemptsMade, 1, 'not retried');
+  } finally {
+    await worker.close();
+    await q.obliterate({ force: true });
+    await q.close();
+    await ev.close();
+  }
+});
