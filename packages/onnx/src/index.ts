@@ -1,7 +1,14 @@
 export type { DecoderLayout, GraphInputSpec, ResidualBlock } from './decoder-layout.ts';
 export { discoverLayers } from './discover-layers.ts';
 export { MaskError, ModelError, type ModelErrorCode } from './errors.ts';
-export { GATE_INPUT, IGNORE_LABEL, type InstrumentOptions, instrument, LABELS_INPUT } from './instrument.ts';
+export {
+  GATE_INPUT,
+  IGNORE_LABEL,
+  INSTRUMENT_VERSION,
+  type InstrumentOptions,
+  instrument,
+  LABELS_INPUT,
+} from './instrument.ts';
 export { type Llama2cCheckpoint, type Llama2cConfig, readLlama2cCheckpoint } from './llama2c-checkpoint.ts';
 export { llama2cToOnnx } from './llama2c-to-onnx.ts';
 export { type LoadedModel, readModel, type WriteOptions, writeModel } from './model-file.ts';

@@ -19,6 +19,9 @@ export interface InstrumentOptions {
   skipClosed?: boolean;
 }
 
+/** Bumped whenever the search graph changes, so that graphs cached by an older evop are not reused. */
+export const INSTRUMENT_VERSION = 2;
+
 export const GATE_INPUT = 'evop_gate';
 export const LABELS_INPUT = 'evop_labels';
 export const IGNORE_LABEL = -100;

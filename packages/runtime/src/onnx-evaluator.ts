@@ -6,6 +6,7 @@ import {
   GATE_INPUT,
   type Granularity,
   IGNORE_LABEL,
+  INSTRUMENT_VERSION,
   instrument,
   LABELS_INPUT,
   type LoadedModel,
@@ -62,7 +63,7 @@ export class OnnxEvaluator {
     const { model, layout, granularity } = options;
     const dir = join(options.cacheDir, model.sha256);
     mkdirSync(dir, { recursive: true });
-    const path = (kind: string) => join(dir, `${kind}-${granularity}.onnx`);
+    const path = (kind: string) => join(dir, `${kind}-${granularity}-v${INSTRUMENT_VERSION}.onnx`);
     if (!existsSync(path('search')))
       writeModel(instrument(model.proto, layout, { granularity }), path('search'));
     if (!existsSync(path('analysis')))
