@@ -99,9 +99,7 @@ export async function runPrune(
     });
   } catch (err) {
     if (err instanceof SearchOptionError)
-      throw new CliError(
-        `${FLAG_OF[err.option] ?? err.option}: ${err.message.split(': ').slice(1).join(': ')}`,
-      );
+      throw new CliError(`${FLAG_OF[err.option] ?? err.option}: ${err.reason}`);
     throw err;
   }
 

@@ -3,7 +3,7 @@ export class SearchOptionError extends Error {
   override readonly name = 'SearchOptionError';
   constructor(
     readonly option: string,
-    reason: string,
+    readonly reason: string,
   ) {
     super(`${option}: ${reason}`);
   }
