@@ -1,3 +1,4 @@
+export { ArtifactError, ArtifactStore } from './artifact-store.ts';
 export { CorpusError, readCorpus } from './corpus.ts';
 export { HfTokenizer } from './hf-tokenizer.ts';
 export { Llama2cTokenizer } from './llama2c-tokenizer.ts';

@@ -1,0 +1,1 @@
+export { fitnessProcessor } from './fitness-processor.ts';
