@@ -202,15 +202,18 @@ export async function runPrune(
       units: units.map((u) => u.id),
     });
 
+    // The exported file, read back once: evaluated, and timed, as a user would load it.
+    const prunedModel = readModel(prunedPath);
+    const prunedLayout = discoverLayers(prunedModel.proto);
+
     progress.stage(`final evaluation: ${heldWindows.count} held-out windows`);
     const rows = await time('evaluation', async () => {
       const masks = [dense.allKept, ...searches.map((s) => s.best.mask)];
       const results = await dense.evaluate(masks, heldWindows, { clusterOf: heldClusters, signal });
-      const prunedModel = readModel(prunedPath);
       const physical = await OnnxEvaluator.create({
         pool,
         model: prunedModel,
-        layout: discoverLayers(prunedModel.proto),
+        layout: prunedLayout,
         granularity: spec.granularity,
         cacheDir: join(work, 'cache'),
       });
@@ -260,7 +263,6 @@ export async function runPrune(
     const latency = await time('latency', async () => {
       const options = { seqLen: Math.min(spec.seqLen, 128), decodeTokens: 32, warmup: 2, repeats: 5 };
       const denseLatency = await measureLatency(pool, source.model.path, layout, options);
-      const prunedLayout = discoverLayers(readModel(prunedPath).proto);
       const prunedLatency = await measureLatency(pool, prunedPath, prunedLayout, options);
       return { dense: denseLatency, pruned: prunedLatency } satisfies Record<string, LatencyResult>;
     });

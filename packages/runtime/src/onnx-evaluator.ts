@@ -66,11 +66,6 @@ export class OnnxEvaluator {
     const path = (kind: string) => join(dir, `${kind}-${granularity}-v${INSTRUMENT_VERSION}.onnx`);
     if (!existsSync(path('search')))
       writeModel(instrument(model.proto, layout, { granularity }), path('search'));
-    if (!existsSync(path('analysis')))
-      writeModel(
-        instrument(model.proto, layout, { granularity, pooled: true, unitCos: true }),
-        path('analysis'),
-      );
     const evaluator = new OnnxEvaluator(options, path('search'), path('analysis'));
     await options.pool.load(evaluator.searchPath);
     return evaluator;
@@ -260,6 +255,14 @@ export class OnnxEvaluator {
     into: Float32Array,
     signal: AbortSignal | undefined,
   ): Promise<void> {
+    // Written on first use: most evaluators (a worker's, a pruned model's) never need this graph.
+    if (!existsSync(this.analysisPath)) {
+      const { model, layout, granularity } = this.options;
+      writeModel(
+        instrument(model.proto, layout, { granularity, pooled: true, unitCos: true }),
+        this.analysisPath,
+      );
+    }
     const T = windows.seqLen;
     const per = this.rowsPerRun(T);
     const runs: Promise<void>[] = [];
