@@ -76,19 +76,36 @@ test('a search fanned out over Redis to two workers gives what the same search g
   assert.ok(served.a! > 0 && served.b! > 0, `both workers took tasks (${served.a}, ${served.b})`);
 });
 
+/**
+ * A queue, its events and one worker running `process`, under a key prefix of their own; all removed after.
+ */
+async function withQueue(
+  name: string,
+  process: (task: FitnessTask) => Promise<EvaluationResult[]>,
+  body: (queue: Queue, events: QueueEvents) => Promise<void>,
+): Promise<void> {
+  const own = `${prefix}-${name}`;
+  const q = new Queue(QUEUES.fitness, { connection: connection(), prefix: own });
+  const ev = new QueueEvents(QUEUES.fitness, { connection: connection(), prefix: own });
+  await ev.waitUntilReady();
+  const worker = fitnessWorker(process, { connection: connection(), prefix: own });
+  try {
+    await body(q, ev);
+  } finally {
+    await worker.close();
+    await q.obliterate({ force: true });
+    await q.close();
+    await ev.close();
+  }
+}
+
 test('a task added twice is evaluated once', async () => {
   let calls = 0;
-  const worker = fitnessWorker(
-    async (task) => {
-      calls++;
-      return task.masks.map((m) => fitnessOf(m, task.fidelity));
-    },
-    { connection: connection(), prefix: `${prefix}-dup` },
-  );
-  const q = new Queue(QUEUES.fitness, { connection: connection(), prefix: `${prefix}-dup` });
-  const ev = new QueueEvents(QUEUES.fitness, { connection: connection(), prefix: `${prefix}-dup` });
-  await ev.waitUntilReady();
-  try {
+  const process = async (task: FitnessTask) => {
+    calls++;
+    return task.masks.map((m) => fitnessOf(m, task.fidelity));
+  };
+  await withQueue('dup', process, async (q, ev) => {
     const evaluator = new QueueEvaluator({
       queue: q,
       events: ev,
@@ -98,49 +115,30 @@ test('a task added twice is evaluated once', async () => {
     const [a, b] = await Promise.all([evaluator.evaluate(candidates), evaluator.evaluate(candidates)]);
     assert.deepEqual(a, b);
     assert.equal(calls, 1);
-  } finally {
-    await worker.close();
-    await q.obliterate({ force: true });
-    await q.close();
-    await ev.close();
-  }
+  });
 });
 
 test('a malformed task fails at once naming the field, without retries', async () => {
-  const q = new Queue(QUEUES.fitness, { connection: connection(), prefix: `${prefix}-bad` });
-  const ev = new QueueEvents(QUEUES.fitness, { connection: connection(), prefix: `${prefix}-bad` });
-  await ev.waitUntilReady();
   let calls = 0;
-  const worker = fitnessWorker(
-    async (task) => {
-      calls++;
-      return task.masks.map(() => ({ nllSum: 0, count: 1 }));
-    },
-    { connection: connection(), prefix: `${prefix}-bad` },
-  );
-  try {
-    const job = await q.add(
-      QUEUES.fitness,
-      {
-        jobId: 'j',
-        modelSha256: 'nothex',
-        windowsSha256: sha('e'),
-        granularity: 'layer',
-        fidelity: 1,
-        masks: ['01'],
-      },
-      { attempts: 3 },
-    );
+  const process = async (task: FitnessTask) => {
+    calls++;
+    return task.masks.map(() => ({ nllSum: 0, count: 1 }));
+  };
+  await withQueue('bad', process, async (q, ev) => {
+    const payload = {
+      jobId: 'j',
+      modelSha256: 'nothex',
+      windowsSha256: sha('e'),
+      granularity: 'layer',
+      fidelity: 1,
+      masks: ['01'],
+    };
+    const job = await q.add(QUEUES.fitness, payload, { attempts: 3 });
     await assert.rejects(
       job.waitUntilFinished(ev, 10_000),
       /fitness task: modelSha256: a lowercase hex sha256/,
     );
     assert.equal(calls, 0);
     assert.equal((await q.getJob(job.id!))!.attemptsMade, 1, 'not retried');
-  } finally {
-    await worker.close();
-    await q.obliterate({ force: true });
-    await q.close();
-    await ev.close();
-  }
+  });
 });
