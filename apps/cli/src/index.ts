@@ -1,2 +1,2 @@
+export type { PruneReport, ReportRow } from '@evop/pipeline';
 export { main } from './main.ts';
-export type { PruneReport, ReportRow } from './report.ts';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { CliError, isUserError } from './cli-error.ts';
+import { CliError, isUserError, userMessage } from './cli-error.ts';
 import { evaluate } from './commands/evaluate.ts';
 import { inspect } from './commands/inspect.ts';
 import { prune } from './commands/prune.ts';
@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
     throw new CliError(`unknown command '${command}'; use prune, inspect or eval`);
   } catch (err) {
     if (isUserError(err)) {
-      process.stderr.write(`evop: ${err.message}\n`);
+      process.stderr.write(`evop: ${userMessage(err)}\n`);
       return 2;
     }
     process.stderr.write(`evop: failed: ${(err as Error).message}\n`);

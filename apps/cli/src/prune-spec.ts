@@ -1,30 +1,14 @@
-import { OBJECTIVES, type Objective, STRATEGIES, type StrategyName, type Target } from '@evop/core';
+import { OBJECTIVES, STRATEGIES, type Target } from '@evop/core';
 import { TASKS, type TaskName } from '@evop/data';
-import type { Granularity } from '@evop/onnx';
+import type { SearchSpec } from '@evop/pipeline';
 import { CliError } from './cli-error.ts';
 
 /** Everything a prune run depends on; saved as spec.json so that `--resume` continues the same run. */
-export interface PruneSpec {
+export type PruneSpec = SearchSpec & {
   model: string;
   tokenizer: string | undefined;
   data: string[];
-  target: Target;
-  granularity: Granularity;
-  strategy: StrategyName;
-  objective: Objective;
-  seed: number;
-  /** Evaluation budget of evop / evopress / random, in full-fidelity equivalents. */
-  budget: number;
-  /** Calibration and held-out windows; the CCDS pool is 4 × calibration + held-out windows. */
-  calibration: number;
-  heldOut: number;
-  clusters: number;
-  sampling: 'ccds' | 'random';
-  seqLen: number;
-  tasks: TaskName[];
-  taskLimit: number;
-  baselines: boolean;
-}
+};
 
 export type RawOptions = Record<string, string | boolean | string[] | undefined>;
 

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Interrupted, reportTable } from '@evop/pipeline';
 import { readJson, writeJson } from '../atomic-json.ts';
 import { CliError } from '../cli-error.ts';
 import { Progress } from '../progress.ts';
-import { Interrupted, runPrune } from '../prune-run.ts';
+import { runPrune } from '../prune-run.ts';
 import { type PruneSpec, pruneSpec, type RawOptions } from '../prune-spec.ts';
-import { reportTable } from '../report.ts';
 
 /** `evop prune …` or `evop prune --resume DIR`: returns the exit code. */
 export async function prune(options: RawOptions): Promise<number> {

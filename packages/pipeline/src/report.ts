@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { GenerationRecord, Target } from '@evop/core';
 import type { LatencyResult } from '@evop/runtime';
-import type { PruneSpec } from './prune-spec.ts';
+import type { SearchSpec } from './search-spec.ts';
 
 export interface TaskScore {
   acc: number;
@@ -26,7 +26,8 @@ export interface ReportRow {
 }
 
 export interface PruneReport {
-  spec: PruneSpec;
+  /** The search spec, with where the model and the data came from (paths for the CLI, ids for the service). */
+  spec: SearchSpec & Record<string, unknown>;
   protocol: Record<string, unknown>;
   model: {
     path: string;
@@ -149,7 +150,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{text-align:left;background:#f5f5f5}.heat td{width:10px;height:12px;padding:0;border:1px solid #eee}
 .heat th{font-weight:normal;font-size:11px;padding:0 6px}code{font-size:12px}
 </style></head><body>
-<h1>evop: ${escapeHtml(report.spec.model)}</h1>
+<h1>evop: ${escapeHtml(report.model.path)}</h1>
 <p>Pruned ${escapeHtml(targetText(report.spec.target))} at ${report.spec.granularity} granularity with <b>${escapeHtml(main.strategy)}</b>
 (seed ${report.spec.seed}, budget ${report.spec.budget}); removed: ${report.result.pruned.map(escapeHtml).join(', ')}.
 Protocol: ${report.spec.seqLen}-token windows, ${report.spec.calibration} calibration and ${report.spec.heldOut} held-out windows

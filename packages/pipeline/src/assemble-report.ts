@@ -1,0 +1,76 @@
+import type { Unit } from '@evop/onnx';
+import { onnxruntimeVersion } from '@evop/runtime';
+import type { Calibration } from './calibration.ts';
+import type { Finalized } from './finalize.ts';
+import type { PruneReport } from './report.ts';
+import type { SearchSpec } from './search-spec.ts';
+import type { SearchResult } from './searches.ts';
+
+export interface ReportParts {
+  spec: SearchSpec & Record<string, unknown>;
+  /** Whether the tokenizer adds BOS (part of the protocol). */
+  bos: boolean;
+  model: { path: string; sha256: string; layers: number; params: number; units: readonly Unit[] };
+  poolWindows: number;
+  calibration: Calibration;
+  influence: number[];
+  searches: readonly SearchResult[];
+  /** The exported model's file name as the user receives it. */
+  modelFile: string;
+  finalized: Finalized;
+  timings: Record<string, number>;
+}
+
+/** report.json: the numbers with the protocol that produced them, the same for a local run and a service job. */
+export function assembleReport(parts: ReportParts): PruneReport {
+  const { spec, calibration, finalized } = parts;
+  const heldClusters = calibration.heldOut.map((i) => calibration.assignments[i]!);
+  return {
+    spec,
+    protocol: {
+      seqLen: spec.seqLen,
+      bos: parts.bos,
+      windows: {
+        pool: parts.poolWindows,
+        calibration: calibration.calibration.length,
+        heldOut: heldClusters.length,
+      },
+      prediction: 'every token after the first of a window; perplexity = exp(ΣNLL / Σcount)',
+      sampling: spec.sampling,
+      objective: spec.objective,
+    },
+    model: {
+      path: parts.model.path,
+      sha256: parts.model.sha256,
+      layers: parts.model.layers,
+      units: parts.model.units.map((u) => ({ id: u.id, params: u.params })),
+      params: parts.model.params,
+    },
+    calibration: {
+      clusters: calibration.clusterSizes.map((size, c) => ({
+        size,
+        calibration: calibration.calibrationClusters.filter((x) => x === c).length,
+        heldOut: heldClusters.filter((x) => x === c).length,
+      })),
+      calibrationWindows: calibration.calibration,
+      heldOutWindows: calibration.heldOut,
+      assignments: calibration.assignments,
+      poolSha256: calibration.poolSha256,
+    },
+    influence: parts.influence,
+    searches: parts.searches.map((s) => ({ strategy: s.name, best: s.best, history: s.history })),
+    result: {
+      mask: finalized.mask,
+      pruned: finalized.pruned,
+      model: parts.modelFile,
+      consistency: finalized.consistency,
+    },
+    table: finalized.table,
+    latency: finalized.latency,
+    versions: { evop: '0.1.0', node: process.version, onnxruntime: onnxruntimeVersion() },
+    timings: {
+      ...Object.fromEntries(parts.searches.map((s) => [`search:${s.name}`, s.seconds])),
+      ...parts.timings,
+    },
+  };
+}

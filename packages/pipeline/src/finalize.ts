@@ -1,0 +1,161 @@
+import { join } from 'node:path';
+import { resolveDataFile } from '@evop/config';
+import type { SearchSpace } from '@evop/core';
+import { readTask, TASKS, type Tokenizer } from '@evop/data';
+import {
+  type DecoderLayout,
+  discoverLayers,
+  type LoadedModel,
+  pruneModel,
+  readModel,
+  type Unit,
+  writeModel,
+} from '@evop/onnx';
+import {
+  type InferencePool,
+  type LatencyResult,
+  measureLatency,
+  OnnxEvaluator,
+  scoreMultipleChoice,
+} from '@evop/runtime';
+import type { ClusteredWindows } from './calibration.ts';
+import type { ReportRow } from './report.ts';
+import type { SearchSpec } from './search-spec.ts';
+import type { SearchResult } from './searches.ts';
+
+export interface FinalizeOptions {
+  pool: InferencePool;
+  model: LoadedModel;
+  layout: DecoderLayout;
+  tokenizer: Tokenizer;
+  spec: SearchSpec;
+  units: readonly Unit[];
+  space: SearchSpace;
+  /** The spec's search first, then its peers: the first one's best mask is exported. */
+  searches: readonly Pick<SearchResult, 'name' | 'best' | 'history'>[];
+  heldOut: ClusteredWindows;
+  /** Where model.onnx (and its external data, if any) is written. */
+  outDir: string;
+  /** Folder for instrumented graphs. */
+  cacheDir: string;
+  signal: AbortSignal;
+  stage?: (message: string) => void;
+  /** Seconds per stage are added here. */
+  timings?: Record<string, number>;
+}
+
+export interface Finalized {
+  /** The exported model's path. */
+  path: string;
+  mask: string;
+  pruned: string[];
+  /** |physical − gated| / gated held-out NLL of the exported mask. */
+  consistency: number;
+  table: ReportRow[];
+  latency: { dense: LatencyResult; pruned: LatencyResult };
+}
+
+/**
+ * The last stage: the best mask physically pruned out of the model and written, then the dense model, every
+ * strategy's best mask and the exported file itself measured on the held-out windows (and zero-shot tasks),
+ * and prefill / decode latency timed on dense and exported models as a user would load them.
+ */
+export async function finalize(options: FinalizeOptions): Promise<Finalized> {
+  const { pool, model, layout, tokenizer, spec, units, space, searches, heldOut, signal } = options;
+  const stage = options.stage ?? (() => {});
+  const timings = options.timings ?? {};
+  const time = async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
+    const t = Date.now();
+    const result = await fn();
+    timings[name] = (Date.now() - t) / 1000;
+    return result;
+  };
+  const main = searches[0]!;
+  stage(`export: pruning ${space.pruned} of ${space.size} units (${main.best.mask})`);
+  const path = join(options.outDir, 'model.onnx');
+  await time('export', () =>
+    writeModel(
+      pruneModel(model.proto, layout, main.best.mask, {
+        granularity: spec.granularity,
+        sourceSha256: model.sha256,
+        expectedPruned: space.pruned,
+      }),
+      path,
+    ),
+  );
+  // The exported file, read back once: evaluated, and timed, as a user would load it.
+  const exported = readModel(path);
+  const exportedLayout = discoverLayers(exported.proto);
+  const dense = await OnnxEvaluator.create({
+    pool,
+    model,
+    layout,
+    granularity: spec.granularity,
+    cacheDir: options.cacheDir,
+  });
+
+  stage(`final evaluation: ${heldOut.windows.count} held-out windows`);
+  const masks = [dense.allKept, ...searches.map((s) => s.best.mask)];
+  const { table, consistency } = await time('evaluation', async () => {
+    const results = await dense.evaluate(masks, heldOut.windows, { clusterOf: heldOut.clusters, signal });
+    const physical = await OnnxEvaluator.create({
+      pool,
+      model: exported,
+      layout: exportedLayout,
+      granularity: spec.granularity,
+      cacheDir: options.cacheDir,
+    });
+    const [phys] = await physical.evaluate([physical.allKept], heldOut.windows, { signal });
+    const table = masks.map((mask, i): ReportRow => {
+      const r = i === 1 ? phys! : results[i]!; // the exported model's own perplexity for the search's mask
+      const removed = space.prunedUnits(mask).reduce((n, u) => n + units[u]!.params, 0);
+      return {
+        method: i === 0 ? 'dense' : searches[i - 1]!.name,
+        mask,
+        perplexity: Math.exp(r.nllSum / r.count),
+        clusterPerplexity: (results[i]!.clusters ?? []).map((c) =>
+          c.count > 0 ? Math.exp(c.nllSum / c.count) : null,
+        ),
+        calibrationFitness: i === 0 ? null : searches[i - 1]!.best.fitness,
+        evaluations: i === 0 ? 0 : (searches[i - 1]!.history.at(-1)?.evaluations ?? 0),
+        params: layout.totalParams - removed,
+        tasks: {},
+      };
+    });
+    return { table, consistency: Math.abs(phys!.nllSum - results[1]!.nllSum) / results[1]!.nllSum };
+  });
+
+  for (const task of spec.tasks) {
+    stage(`zero-shot: ${task} (${spec.taskLimit} items)`);
+    const items = readTask(task, resolveDataFile(TASKS[task]), { limit: spec.taskLimit });
+    await time(`task:${task}`, async () => {
+      for (const row of table) {
+        const { acc, accStderr, accNorm, accNormStderr, n } = await scoreMultipleChoice(
+          dense,
+          tokenizer,
+          items,
+          row.mask,
+          signal,
+        );
+        row.tasks[task] = { acc, accStderr, accNorm, accNormStderr, n };
+      }
+    });
+  }
+
+  stage('latency: prefill and decode, dense vs pruned');
+  const latency = await time('latency', async () => {
+    const settings = { seqLen: Math.min(spec.seqLen, 128), decodeTokens: 32, warmup: 2, repeats: 5 };
+    return {
+      dense: await measureLatency(pool, model.path, layout, settings),
+      pruned: await measureLatency(pool, path, exportedLayout, settings),
+    };
+  });
+  return {
+    path,
+    mask: main.best.mask,
+    pruned: space.prunedUnits(main.best.mask).map((i) => units[i]!.id),
+    consistency,
+    table,
+    latency,
+  };
+}

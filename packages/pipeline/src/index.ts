@@ -1,0 +1,30 @@
+export { assembleReport, type ReportParts } from './assemble-report.ts';
+export {
+  balancedOrder,
+  type Calibration,
+  type ClusteredWindows,
+  calibrate,
+  splitWindows,
+} from './calibration.ts';
+export { type Finalized, type FinalizeOptions, finalize } from './finalize.ts';
+export { PipelineError } from './pipeline-error.ts';
+export { poolSize, poolWindows } from './pool-windows.ts';
+export { PrefixEvaluator, prefixLength } from './prefix-evaluator.ts';
+export {
+  type PruneReport,
+  type ReportRow,
+  renderReportHtml,
+  reportTable,
+  type TaskScore,
+  targetText,
+} from './report.ts';
+export { searchSpaceFor } from './search-space.ts';
+export { PEERS, type SearchSpec, searchSpecSchema, strategiesOf } from './search-spec.ts';
+export {
+  type CheckpointStore,
+  Interrupted,
+  type RunSearchesOptions,
+  runSearches,
+  type SearchProgress,
+  type SearchResult,
+} from './searches.ts';

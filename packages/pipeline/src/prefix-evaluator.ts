@@ -1,0 +1,38 @@
+import type { Candidate, EvaluationResult, Evaluator } from '@evop/core';
+import type { OnnxEvaluator } from '@evop/runtime';
+import type { ClusteredWindows } from './calibration.ts';
+
+/** How many of n windows fidelity f measures: the first ⌈f·n⌉, at least one. */
+export const prefixLength = (fidelity: number, n: number) => Math.max(1, Math.ceil(fidelity * n));
+
+/**
+ * The search's Evaluator on an onnxruntime evaluator: fidelity f measures the first ⌈f·n⌉ windows, which
+ * `splitWindows` orders round-robin over the CCDS clusters. The local run and a service worker both use it.
+ */
+export class PrefixEvaluator implements Evaluator {
+  constructor(
+    private readonly onnx: OnnxEvaluator,
+    private readonly set: ClusteredWindows,
+  ) {}
+
+  async evaluate(candidates: readonly Candidate[], signal?: AbortSignal): Promise<EvaluationResult[]> {
+    const results = new Array<EvaluationResult>(candidates.length);
+    const { windows, clusters } = this.set;
+    await Promise.all(
+      [...new Set(candidates.map((c) => c.fidelity))].map(async (fidelity) => {
+        const take = Array.from({ length: prefixLength(fidelity, windows.count) }, (_, i) => i);
+        const indices = candidates.flatMap((c, i) => (c.fidelity === fidelity ? [i] : []));
+        const out = await this.onnx.evaluate(
+          indices.map((i) => candidates[i]!.mask),
+          windows.select(take),
+          { clusterOf: take.map((w) => clusters[w]!), ...(signal ? { signal } : {}) },
+        );
+        indices.forEach((i, j) => {
+          const { nllSum, count, clusters } = out[j]!;
+          results[i] = { nllSum, count, ...(clusters ? { clusters } : {}) };
+        });
+      }),
+    );
+    return results;
+  }
+}

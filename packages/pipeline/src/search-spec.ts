@@ -1,0 +1,51 @@
+import { OBJECTIVES, STRATEGIES, type StrategyName } from '@evop/core';
+import { TASKS, type TaskName } from '@evop/data';
+import { z } from 'zod';
+
+const target = z.union([
+  z.object({ units: z.number().int().min(1) }).strict(),
+  z.object({ fraction: z.number().gt(0).lt(1) }).strict(),
+  z.object({ paramFraction: z.number().gt(0).lt(1) }).strict(),
+]);
+
+/**
+ * How a model is pruned, apart from where the model and the data come from: the one description both
+ * `evop prune` and a service job run. Defaults are those of `evop prune`.
+ */
+export const searchSpecSchema = z
+  .object({
+    target: target.describe('units to prune: {units: N}, {fraction: F} of units or {paramFraction: F}'),
+    granularity: z.enum(['layer', 'sublayer']).default('layer'),
+    strategy: z.enum(STRATEGIES).default('evop'),
+    objective: z.enum(OBJECTIVES).default('mean'),
+    seed: z.number().int().min(0).default(0),
+    /** Evaluation budget of evop / evopress / random, in full-fidelity equivalents. */
+    budget: z.number().int().min(1).default(1000),
+    /** Calibration and held-out windows; the CCDS pool is 4 × calibration + held-out windows. */
+    calibration: z.number().int().min(1).default(32),
+    heldOut: z.number().int().min(1).default(64),
+    clusters: z.number().int().min(1).default(8),
+    sampling: z.enum(['ccds', 'random']).default('ccds'),
+    seqLen: z.number().int().min(2).max(1_048_576).default(256),
+    tasks: z.array(z.enum(Object.keys(TASKS) as [TaskName, ...TaskName[]])).default([]),
+    taskLimit: z.number().int().min(1).default(200),
+    /** Also run the peer methods on the same calibration windows and evaluator. */
+    baselines: z.boolean().default(false),
+  })
+  .strict();
+
+export type SearchSpec = z.infer<typeof searchSpecSchema>;
+
+/** The peer methods `baselines` adds, per granularity. */
+export const PEERS: Record<SearchSpec['granularity'], StrategyName[]> = {
+  layer: ['shortgpt', 'sleb', 'evopress', 'random'],
+  sublayer: ['shortgpt', 'blockpruner', 'evopress', 'random'],
+};
+
+/** The strategies a spec runs, its own first. */
+export function strategiesOf(spec: SearchSpec): StrategyName[] {
+  return [
+    spec.strategy,
+    ...(spec.baselines ? PEERS[spec.granularity].filter((s) => s !== spec.strategy) : []),
+  ];
+}

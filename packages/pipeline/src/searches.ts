@@ -1,0 +1,94 @@
+import {
+  createStrategy,
+  type Evaluator,
+  type FitnessCache,
+  type GenerationRecord,
+  runSearch,
+  type SearchCheckpoint,
+  type SearchSpace,
+  type StrategyName,
+} from '@evop/core';
+import { type SearchSpec, strategiesOf } from './search-spec.ts';
+
+/** The search stopped on a signal; its checkpoints continue it. */
+export class Interrupted extends Error {
+  override readonly name = 'Interrupted';
+}
+
+/** Where each strategy's checkpoint is kept: files for `evop prune`, Generation rows for the service. */
+export interface CheckpointStore {
+  load(strategy: StrategyName): Promise<SearchCheckpoint | undefined>;
+  save(strategy: StrategyName, checkpoint: SearchCheckpoint): Promise<void>;
+}
+
+/** Who watches the searches: a terminal bar, or the service's progress events. */
+export interface SearchProgress {
+  start(strategy: StrategyName, total: number): void;
+  generation(strategy: StrategyName, record: GenerationRecord, total: number): void;
+  stop(): void;
+}
+
+export interface SearchResult {
+  name: StrategyName;
+  best: { mask: string; fitness: number };
+  history: GenerationRecord[];
+  /** Wall time of this run of the search (a resumed search counts from its resumption). */
+  seconds: number;
+}
+
+export interface RunSearchesOptions {
+  spec: SearchSpec;
+  space: SearchSpace;
+  evaluator: Evaluator;
+  /** Per-unit block influence, 1 − cosine of each unit's input and output on the calibration windows. */
+  influence: readonly number[];
+  /** Shared by the strategies, so that a mask two of them try is measured once. */
+  cache: FitnessCache;
+  checkpoints: CheckpointStore;
+  progress: SearchProgress;
+  signal: AbortSignal;
+}
+
+/** Evaluations a strategy is expected to spend: the greedy ones need no budget, they take what they take. */
+function expectedCost(name: StrategyName, space: SearchSpace, budget: number): number {
+  return name === 'sleb' || name === 'blockpruner' ? space.prunable.length * space.pruned : budget;
+}
+
+/**
+ * The spec's search, then its peers, on one evaluator, each continued from its checkpoint when there is one.
+ * Throws Interrupted when the signal stops a search (its last checkpoint is kept).
+ */
+export async function runSearches(options: RunSearchesOptions): Promise<SearchResult[]> {
+  const { spec, space, evaluator, cache, checkpoints, progress, signal } = options;
+  const results: SearchResult[] = [];
+  for (const name of strategiesOf(spec)) {
+    const strategy = createStrategy(name, space, {
+      seed: spec.seed,
+      budget: spec.budget,
+      influence: options.influence,
+    });
+    const started = Date.now();
+    const resume = await checkpoints.load(name);
+    const total = expectedCost(name, space, spec.budget);
+    progress.start(name, total);
+    const outcome = await runSearch({
+      strategy,
+      evaluator,
+      objective: spec.objective,
+      cache,
+      signal,
+      ...(resume ? { resume } : {}),
+      checkpoint: (c) => checkpoints.save(name, c),
+      onProgress: (r) => progress.generation(name, r, total),
+    });
+    progress.stop();
+    if (outcome.stopped) throw new Interrupted(`stopped during the ${name} search`);
+    results.push({
+      name,
+      best: outcome.best!,
+      history: outcome.history,
+      seconds: (Date.now() - started) / 1000,
+    });
+  }
+  return results;
+}
