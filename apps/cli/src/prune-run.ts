@@ -17,6 +17,7 @@ import {
   runSearches,
   searchSpaceFor,
   splitWindows,
+  summaryOf,
 } from '@evop/pipeline';
 import { InferencePool, OnnxEvaluator } from '@evop/runtime';
 import { readJson, writeJson } from './atomic-json.ts';
@@ -96,7 +97,7 @@ export async function runPrune(
     const searches = await runSearches({
       spec,
       space,
-      evaluator: new PrefixEvaluator(dense, sets.search),
+      evaluator: new PrefixEvaluator(dense, sets.search.windows, sets.search.clusters),
       influence,
       cache: new MemoryFitnessCache(),
       checkpoints: checkpointFiles(join(out, 'checkpoints')),
@@ -112,7 +113,7 @@ export async function runPrune(
       spec,
       units,
       space,
-      searches,
+      searches: searches.map(summaryOf),
       heldOut: sets.heldOut,
       outDir: out,
       cacheDir,

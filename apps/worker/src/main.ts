@@ -1,31 +1,117 @@
 /**
- * A worker process: consumes `fitness` tasks with onnxruntime in worker threads (the evaluator pool), so the
- * event loop stays free to renew BullMQ's locks. SIGTERM / SIGINT finish the task in hand, then exit.
- * Environment: REDIS_URL, EVOP_ARTIFACT_DIR (default ~/.cache/evop/artifacts), EVOP_QUEUE_PREFIX, EVOP_* runtime.
+ * A worker process: consumes `fitness`, `embed` and `export` tasks with onnxruntime in worker threads (the
+ * evaluator pool), so that the event loop stays free to renew BullMQ's locks; fetches models and token windows
+ * from the API into its artifact cache; heartbeats into the worker registry. SIGTERM / SIGINT finish the tasks in
+ * hand, then exit 0. Environment: .env.example (REDIS_URL, EVOP_API_URL, EVOP_SERVICE_TOKEN, EVOP_ARTIFACT_DIR,
+ * EVOP_QUEUE_PREFIX, EVOP_* runtime).
  */
-import { homedir } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { ArtifactStore } from '@evop/data';
-import { fitnessWorker, redisConnection } from '@evop/queue';
+import { createLogger, requireServiceToken, serviceConfig } from '@evop/config';
+import { ArtifactClient, ArtifactStore } from '@evop/data';
+import {
+  embedTask,
+  exportTask,
+  fitnessTask,
+  heartbeat,
+  QUEUES,
+  redisConnection,
+  taskWorker,
+  unregister,
+} from '@evop/queue';
 import { InferencePool } from '@evop/runtime';
+import { embedProcessor } from './embed-processor.ts';
+import { exportProcessor } from './export-processor.ts';
 import { fitnessProcessor } from './fitness-processor.ts';
+import { Models } from './models.ts';
+import { WindowSets } from './window-sets.ts';
+import { WorkerStats } from './worker-stats.ts';
 
-const artifacts = process.env.EVOP_ARTIFACT_DIR ?? join(homedir(), '.cache', 'evop', 'artifacts');
-const store = new ArtifactStore(artifacts);
-const pool = new InferencePool();
-const connection = redisConnection();
-const worker = fitnessWorker(fitnessProcessor(store, pool, join(artifacts, '..')), {
-  connection,
-  ...(process.env.EVOP_QUEUE_PREFIX ? { prefix: process.env.EVOP_QUEUE_PREFIX } : {}),
+const HEARTBEAT_MS = 5000;
+const config = serviceConfig();
+const id = process.env.EVOP_WORKER_ID ?? `${hostname()}-${process.pid}`;
+const log = createLogger('worker', config.logLevel).child({ worker: id });
+const client = new ArtifactClient({
+  store: new ArtifactStore(config.artifactDir),
+  apiUrl: config.apiUrl,
+  token: requireServiceToken(config),
 });
-await worker.waitUntilReady();
+const cacheDir = join(config.artifactDir, '..', 'worker-cache');
+const pool = new InferencePool({ warn: (m) => log.warn(m) });
+const models = new Models(client, pool, cacheDir);
+const windows = new WindowSets(client);
+const stats = new WorkerStats();
+const connection = redisConnection(config.redisUrl);
+const options = { connection, prefix: config.queuePrefix };
+
+const fitness = fitnessProcessor(models, windows);
+const embed = embedProcessor(models, windows);
+const finalize = exportProcessor(models, windows, client, pool, cacheDir);
+const workers = [
+  taskWorker(
+    QUEUES.fitness,
+    fitnessTask,
+    (task, job) => {
+      log.debug({ task: job.id, job: task.jobId, masks: task.masks.length }, 'fitness task');
+      return stats.track(QUEUES.fitness, task.masks.length, () => fitness(task));
+    },
+    options,
+  ),
+  taskWorker(
+    QUEUES.embed,
+    embedTask,
+    (task, job) => {
+      log.info({ task: job.id, job: task.jobId, kind: task.kind }, 'embed task');
+      return stats.track(QUEUES.embed, 0, () => embed(task));
+    },
+    options,
+  ),
+  taskWorker(
+    QUEUES.export,
+    exportTask,
+    (task, job) => {
+      log.info({ task: job.id, job: task.jobId }, 'export task');
+      return stats.track(QUEUES.export, 0, () => finalize(task));
+    },
+    options,
+  ),
+];
+for (const worker of workers)
+  worker.on('failed', (job, err) => log.warn({ task: job?.id, err: err.message }, 'task failed'));
+await Promise.all(workers.map((w) => w.waitUntilReady()));
+
+const beat = () =>
+  heartbeat(
+    connection,
+    config.queuePrefix,
+    {
+      id,
+      host: hostname(),
+      pid: process.pid,
+      provider: pool.provider ?? pool.config.provider,
+      device: pool.provider === 'cuda' ? `cuda:${pool.config.deviceId}` : 'cpu',
+      threads: pool.threads,
+      models: models.loaded,
+      tasks: stats.tasks,
+      rowsPerSecond: stats.rowsPerSecond,
+      busy: stats.busy,
+      startedAt: stats.startedAt.toISOString(),
+      heartbeatAt: new Date().toISOString(),
+    },
+    (3 * HEARTBEAT_MS) / 1000,
+  ).catch((err) => log.warn({ err: err.message }, 'heartbeat failed'));
+await beat();
+const timer = setInterval(beat, HEARTBEAT_MS);
+log.info({ threads: pool.threads }, 'worker ready');
 process.stdout.write(`evop worker ready (pid ${process.pid}, ${pool.threads} threads)\n`);
 
 let stopping = false;
 const stop = async () => {
   if (stopping) return;
   stopping = true;
-  await worker.close(); // waits for the task in hand
+  clearInterval(timer);
+  await Promise.all(workers.map((w) => w.close())); // waits for the tasks in hand
+  await unregister(connection, config.queuePrefix, id);
   await pool.close();
   await connection.quit();
   process.exit(0);

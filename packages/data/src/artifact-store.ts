@@ -1,6 +1,16 @@
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 /** An artifact the store does not have, or whose bytes no longer match their sha256 (removed: fetch it again). */
 export class ArtifactError extends Error {
@@ -16,6 +26,14 @@ export class ArtifactError extends Error {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
+
+/** A stream longer than the limit it was given; nothing was stored. */
+export class ArtifactTooLargeError extends Error {
+  override readonly name = 'ArtifactTooLargeError';
+  constructor(readonly limit: number) {
+    super(`more than ${limit} bytes`);
+  }
+}
 
 /** Content-addressed files under one folder (`<dir>/<sha[0..2]>/<sha>`), written atomically, checked on read. */
 export class ArtifactStore {
@@ -35,6 +53,41 @@ export class ArtifactStore {
       renameSync(`${file}.tmp-${process.pid}`, file);
     }
     return sha256;
+  }
+
+  /**
+   * Stores a stream, hashing it as it is written (never held in memory). A stream over `maxBytes` or one that
+   * fails leaves nothing behind; `expectedSha256`, when given, must match.
+   */
+  async putStream(
+    source: NodeJS.ReadableStream,
+    options: { maxBytes?: number; expectedSha256?: string } = {},
+  ): Promise<{ sha256: string; bytes: number }> {
+    const { maxBytes = Number.POSITIVE_INFINITY, expectedSha256 } = options;
+    mkdirSync(this.dir, { recursive: true });
+    const temp = join(this.dir, `.upload-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        bytes += chunk.length;
+        if (bytes > maxBytes) return done(new ArtifactTooLargeError(maxBytes));
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(source, meter, createWriteStream(temp));
+      const sha256 = hash.digest('hex');
+      if (expectedSha256 !== undefined && sha256 !== expectedSha256)
+        throw new ArtifactError(expectedSha256, 'corrupt');
+      const file = this.file(sha256);
+      mkdirSync(join(this.dir, sha256.slice(0, 2)), { recursive: true });
+      renameSync(temp, file);
+      return { sha256, bytes };
+    } finally {
+      rmSync(temp, { force: true });
+    }
   }
 
   has(sha256: string): boolean {

@@ -1,8 +1,17 @@
-export { ArtifactError, ArtifactStore } from './artifact-store.ts';
+export { ArtifactClient, type ArtifactClientOptions } from './artifact-client.ts';
+export { ArtifactError, ArtifactStore, ArtifactTooLargeError } from './artifact-store.ts';
 export { CorpusError, readCorpus } from './corpus.ts';
 export { HfTokenizer } from './hf-tokenizer.ts';
 export { Llama2cTokenizer } from './llama2c-tokenizer.ts';
 export { loadTokenizer } from './load-tokenizer.ts';
+export {
+  linkFiles,
+  type ModelFile,
+  type ModelManifest,
+  parseManifest,
+  SAFE_FILE_NAME,
+  serializeManifest,
+} from './model-manifest.ts';
 export {
   type ChoiceRequest,
   type MultipleChoiceItem,

@@ -12,10 +12,20 @@ test('the migrations create the schema the client uses: a job with its checkpoin
   const tenant = await t.db.tenant.create({ data: { name: 'acme' } });
   await t.db.apiKey.create({ data: { tenantId: tenant.id, prefix: 'evop_ab12', hash: 'sha256-of-key' } });
   const model = await t.db.model.create({
-    data: { tenantId: tenant.id, name: 'deep16', sha256: 'aa', layout: { layers: 16 } },
+    data: {
+      tenantId: tenant.id,
+      name: 'deep16',
+      sha256: 'aa',
+      manifestSha256: 'ab',
+      files: [{ name: 'model.onnx', sha256: 'ac', bytes: 10 }],
+      bytes: 10n,
+      tokenizerSha256: 'ad',
+      tokenizerName: 'tok512.bin',
+      layout: { layers: 16 },
+    },
   });
   const dataset = await t.db.dataset.create({
-    data: { tenantId: tenant.id, name: 'stories', sha256: 'bb', documents: 10 },
+    data: { tenantId: tenant.id, name: 'stories', format: 'text', sha256: 'bb', bytes: 100n, documents: 10 },
   });
   const job = await t.db.job.create({
     data: {
@@ -30,7 +40,7 @@ test('the migrations create the schema the client uses: a job with its checkpoin
   await t.db.generation.create({
     data: { jobId: job.id, strategy: 'evop', index: 1, record: { best: null }, state: { rng: [1, 2, 3, 4] } },
   });
-  await t.db.result.create({ data: { jobId: job.id, mask: '1110', report: {} } });
+  await t.db.result.create({ data: { jobId: job.id, mask: '1110', modelManifestSha256: 'cc', report: {} } });
   const loaded = await t.db.job.findUniqueOrThrow({
     where: { id: job.id },
     include: { generations: true, result: true },

@@ -21,7 +21,7 @@ import {
 import type { ClusteredWindows } from './calibration.ts';
 import type { ReportRow } from './report.ts';
 import type { SearchSpec } from './search-spec.ts';
-import type { SearchResult } from './searches.ts';
+import type { SearchSummary } from './searches.ts';
 
 export interface FinalizeOptions {
   pool: InferencePool;
@@ -32,7 +32,7 @@ export interface FinalizeOptions {
   units: readonly Unit[];
   space: SearchSpace;
   /** The spec's search first, then its peers: the first one's best mask is exported. */
-  searches: readonly Pick<SearchResult, 'name' | 'best' | 'history'>[];
+  searches: readonly SearchSummary[];
   heldOut: ClusteredWindows;
   /** Where model.onnx (and its external data, if any) is written. */
   outDir: string;
@@ -117,7 +117,7 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
           c.count > 0 ? Math.exp(c.nllSum / c.count) : null,
         ),
         calibrationFitness: i === 0 ? null : searches[i - 1]!.best.fitness,
-        evaluations: i === 0 ? 0 : (searches[i - 1]!.history.at(-1)?.evaluations ?? 0),
+        evaluations: i === 0 ? 0 : searches[i - 1]!.evaluations,
         params: layout.totalParams - removed,
         tasks: {},
       };

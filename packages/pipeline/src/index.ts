@@ -27,4 +27,6 @@ export {
   runSearches,
   type SearchProgress,
   type SearchResult,
+  type SearchSummary,
+  summaryOf,
 } from './searches.ts';

@@ -1,6 +1,6 @@
 import type { Candidate, EvaluationResult, Evaluator } from '@evop/core';
+import type { TokenWindows } from '@evop/data';
 import type { OnnxEvaluator } from '@evop/runtime';
-import type { ClusteredWindows } from './calibration.ts';
 
 /** How many of n windows fidelity f measures: the first ⌈f·n⌉, at least one. */
 export const prefixLength = (fidelity: number, n: number) => Math.max(1, Math.ceil(fidelity * n));
@@ -12,12 +12,14 @@ export const prefixLength = (fidelity: number, n: number) => Math.max(1, Math.ce
 export class PrefixEvaluator implements Evaluator {
   constructor(
     private readonly onnx: OnnxEvaluator,
-    private readonly set: ClusteredWindows,
+    private readonly windows: TokenWindows,
+    /** The cluster of each window: results then carry per-cluster sums. */
+    private readonly clusters?: readonly number[],
   ) {}
 
   async evaluate(candidates: readonly Candidate[], signal?: AbortSignal): Promise<EvaluationResult[]> {
     const results = new Array<EvaluationResult>(candidates.length);
-    const { windows, clusters } = this.set;
+    const { windows, clusters } = this;
     await Promise.all(
       [...new Set(candidates.map((c) => c.fidelity))].map(async (fidelity) => {
         const take = Array.from({ length: prefixLength(fidelity, windows.count) }, (_, i) => i);
@@ -25,7 +27,10 @@ export class PrefixEvaluator implements Evaluator {
         const out = await this.onnx.evaluate(
           indices.map((i) => candidates[i]!.mask),
           windows.select(take),
-          { clusterOf: take.map((w) => clusters[w]!), ...(signal ? { signal } : {}) },
+          {
+            ...(clusters ? { clusterOf: take.map((w) => clusters[w]!) } : {}),
+            ...(signal ? { signal } : {}),
+          },
         );
         indices.forEach((i, j) => {
           const { nllSum, count, clusters } = out[j]!;

@@ -36,6 +36,19 @@ export interface SearchResult {
   seconds: number;
 }
 
+/** What the finalize stage needs of a search. */
+export interface SearchSummary {
+  name: string;
+  best: { mask: string; fitness: number };
+  evaluations: number;
+}
+
+export const summaryOf = (s: SearchResult): SearchSummary => ({
+  name: s.name,
+  best: s.best,
+  evaluations: s.history.at(-1)?.evaluations ?? 0,
+});
+
 export interface RunSearchesOptions {
   spec: SearchSpec;
   space: SearchSpace;

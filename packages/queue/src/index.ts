@@ -1,12 +1,30 @@
+export { awaitTasks } from './await-tasks.ts';
 export { redisConnection } from './connection.ts';
-export { type FitnessWorkerOptions, fitnessWorker } from './fitness-worker.ts';
-export { QueueEvaluator, type QueueEvaluatorOptions } from './queue-evaluator.ts';
 export {
+  channels,
+  type GenerationEvent,
+  type JobEvent,
+  type JobStatusEvent,
+  publishJobEvent,
+} from './job-events.ts';
+export { QueueEvaluator, type QueueEvaluatorOptions } from './queue-evaluator.ts';
+export { type RunTaskOptions, runTask, taskId } from './run-task.ts';
+export { type TaskWorkerOptions, taskWorker } from './task-worker.ts';
+export {
+  type EmbedTask,
+  type ExportResult,
+  type ExportTask,
+  embedResult,
+  embedTask,
+  exportResult,
+  exportTask,
   type FitnessResult,
   type FitnessTask,
   fitnessResult,
   fitnessTask,
   parseTask,
   QUEUES,
+  type QueueName,
   TaskPayloadError,
 } from './tasks.ts';
+export { heartbeat, listWorkers, unregister, type WorkerInfo } from './worker-registry.ts';

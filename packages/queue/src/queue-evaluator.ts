@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { Candidate, EvaluationResult, Evaluator } from '@evop/core';
 import type { Queue, QueueEvents } from 'bullmq';
+import { awaitTasks } from './await-tasks.ts';
+import { taskId } from './run-task.ts';
 import { type FitnessTask, fitnessResult, QUEUES } from './tasks.ts';
 
 export interface QueueEvaluatorOptions {
@@ -35,12 +36,11 @@ export class QueueEvaluator implements Evaluator {
     const jobs = await queue.addBulk(
       chunks.map(({ fidelity, indices }) => {
         const data: FitnessTask = { ...task, fidelity, masks: indices.map((i) => candidates[i]!.mask) };
-        const digest = createHash('sha256').update(JSON.stringify(data)).digest('hex').slice(0, 32);
         return {
           name: QUEUES.fitness,
           data,
           opts: {
-            jobId: `${task.jobId}-${digest}`,
+            jobId: taskId(task.jobId, data),
             attempts,
             backoff: { type: 'fixed', delay: 500 },
             removeOnComplete: { age: 3600 },
@@ -48,19 +48,7 @@ export class QueueEvaluator implements Evaluator {
         };
       }),
     );
-    const aborted = new Promise<never>((_, reject) => {
-      if (!signal) return;
-      const stop = () => {
-        for (const job of jobs) job.remove().catch(() => {}); // waiting tasks go; running ones finish unobserved
-        reject(signal.reason);
-      };
-      if (signal.aborted) stop();
-      else signal.addEventListener('abort', stop, { once: true });
-    });
-    const results = await Promise.race([
-      Promise.all(jobs.map((job) => job.waitUntilFinished(events, taskTimeoutMs))),
-      aborted,
-    ]);
+    const results = await awaitTasks(jobs, events, taskTimeoutMs, signal);
     const out = new Array<EvaluationResult>(candidates.length);
     results.forEach((value, j) => {
       const parsed = fitnessResult.parse(value);

@@ -1,20 +1,26 @@
+import { type Finalized, searchSpecSchema } from '@evop/pipeline';
 import { z } from 'zod';
 
 /** Queue names (DESIGN.md "Queues and payloads"). */
 export const QUEUES = { prune: 'prune', fitness: 'fitness', embed: 'embed', export: 'export' } as const;
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex sha256');
 const mask = z.string().regex(/^[01]+$/, 'a bit string of 0/1');
+const granularity = z.enum(['layer', 'sublayer']);
 
 /**
- * A batch of masks to measure for one job: ids, content hashes and masks only; the worker fetches the model and
- * the token windows by their sha256 and caches them.
+ * A batch of masks to measure for one job: ids, content hashes and masks only. `modelSha256` names the model's
+ * manifest artifact; the worker fetches it, the model's files and the token windows by sha256 and caches them.
+ * Fidelity f measures the first ⌈f·n⌉ windows; `clustersSha256` (a JSON array, one cluster per window) makes
+ * the results carry per-cluster sums.
  */
 export const fitnessTask = z.object({
   jobId: z.string().min(1),
   modelSha256: sha256,
   windowsSha256: sha256,
-  granularity: z.enum(['layer', 'sublayer']),
+  clustersSha256: sha256.optional(),
+  granularity,
   fidelity: z.number().gt(0).lte(1),
   masks: z.array(mask).min(1),
 });
@@ -24,6 +30,60 @@ const nllSum = z.object({ nllSum: z.number(), count: z.number() });
 /** One result per mask, in the task's order. */
 export const fitnessResult = z.array(nllSum.extend({ clusters: z.array(nllSum).optional() }));
 export type FitnessResult = z.infer<typeof fitnessResult>;
+
+/**
+ * What the dense model says of windows, for calibration: `pooled`, each window's mean final hidden state
+ * (row-major [windows, hidden]); `cosines`, each unit's mean input/output cosine over the windows.
+ */
+export const embedTask = z.object({
+  jobId: z.string().min(1),
+  modelSha256: sha256,
+  windowsSha256: sha256,
+  granularity,
+  kind: z.enum(['pooled', 'cosines']),
+});
+export type EmbedTask = z.infer<typeof embedTask>;
+export const embedResult = z.array(z.number());
+
+/** The finalize stage: export the best mask, evaluate it and the peers' on the held-out windows, time both. */
+export const exportTask = z.object({
+  jobId: z.string().min(1),
+  modelSha256: sha256,
+  tokenizerSha256: sha256,
+  tokenizerName: z.string().min(1),
+  spec: searchSpecSchema,
+  heldOutSha256: sha256,
+  heldOutClustersSha256: sha256,
+  searches: z
+    .array(
+      z.object({
+        name: z.string(),
+        best: z.object({ mask, fitness: z.number() }),
+        evaluations: z.number().int().min(0),
+      }),
+    )
+    .min(1),
+});
+export type ExportTask = z.infer<typeof exportTask>;
+
+/** The finalize stage's numbers, and the pruned model's manifest artifact, uploaded to the API. */
+export type ExportResult = Omit<Finalized, 'path'> & { modelManifestSha256: string };
+
+const rate = z.object({ median: z.number() }).passthrough();
+const exportResultShape = z.object({
+  modelManifestSha256: sha256,
+  mask,
+  pruned: z.array(z.string()),
+  consistency: z.number(),
+  table: z.array(z.object({ method: z.string(), mask, perplexity: z.number() }).passthrough()),
+  latency: z.object({
+    dense: z.object({ prefill: rate, decode: rate }).passthrough(),
+    pruned: z.object({ prefill: rate, decode: rate }).passthrough(),
+  }),
+});
+export const exportResult = z.custom<ExportResult>((v) => exportResultShape.safeParse(v).success, {
+  message: 'not an export result',
+});
 
 /** A payload that does not match its queue's schema; names the field and the reason. */
 export class TaskPayloadError extends Error {

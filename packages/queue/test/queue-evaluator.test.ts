@@ -4,7 +4,14 @@ import { after, before, test } from 'node:test';
 import { type Candidate, createStrategy, type EvaluationResult, runSearch, SearchSpace } from '@evop/core';
 import { Queue, QueueEvents, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type FitnessTask, fitnessWorker, QUEUES, QueueEvaluator, redisConnection } from '../src/index.ts';
+import {
+  type FitnessTask,
+  fitnessTask,
+  QUEUES,
+  QueueEvaluator,
+  redisConnection,
+  taskWorker,
+} from '../src/index.ts';
 
 // A key prefix of this test file's own: nothing else on the Redis server is touched.
 const prefix = `evop-test-${randomBytes(4).toString('hex')}`;
@@ -48,7 +55,9 @@ test('a search fanned out over Redis to two workers gives what the same search g
   const served: Record<string, number> = { a: 0, b: 0 };
   for (const name of ['a', 'b'])
     workers.push(
-      fitnessWorker(
+      taskWorker(
+        QUEUES.fitness,
+        fitnessTask,
         async (task: FitnessTask) => {
           served[name]! += task.masks.length;
           await new Promise((r) => setTimeout(r, 5));
@@ -88,7 +97,7 @@ async function withQueue(
   const q = new Queue(QUEUES.fitness, { connection: connection(), prefix: own });
   const ev = new QueueEvents(QUEUES.fitness, { connection: connection(), prefix: own });
   await ev.waitUntilReady();
-  const worker = fitnessWorker(process, { connection: connection(), prefix: own });
+  const worker = taskWorker(QUEUES.fitness, fitnessTask, process, { connection: connection(), prefix: own });
   try {
     await body(q, ev);
   } finally {

@@ -40,13 +40,22 @@ export class InferencePool {
     return this.config.evalThreads;
   }
 
+  /** The provider sessions run on, once a model has loaded (`cpu` or `cuda`). */
+  get provider(): string | undefined {
+    return this.loadedProvider;
+  }
+  private loadedProvider: string | undefined;
+
   /** Loads a model (once) and returns its provider and interface; throws if no provider can run it. */
   load(modelPath: string): Promise<LoadResult> {
     let entry = this.loaded.get(modelPath);
     if (!entry) {
-      entry = this.resolveSettings(modelPath).then((settings) =>
-        this.piscina.run({ op: 'load', modelPath, settings } satisfies ThreadTask),
-      );
+      entry = this.resolveSettings(modelPath)
+        .then((settings) => this.piscina.run({ op: 'load', modelPath, settings } satisfies ThreadTask))
+        .then((result: LoadResult) => {
+          this.loadedProvider = result.provider;
+          return result;
+        });
       entry.catch(() => this.loaded.delete(modelPath));
       this.loaded.set(modelPath, entry);
     }

@@ -1,0 +1,59 @@
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ArtifactClient, type ModelFile, serializeManifest } from '@evop/data';
+import { finalize, searchSpaceFor } from '@evop/pipeline';
+import type { ExportResult, ExportTask } from '@evop/queue';
+import type { InferencePool } from '@evop/runtime';
+import type { Models } from './models.ts';
+import type { WindowSets } from './window-sets.ts';
+
+/**
+ * The finalize stage on a worker: the pipeline's own `finalize` (export, held-out evaluation, zero-shot tasks,
+ * latency), then the pruned model's files and manifest uploaded to the API.
+ */
+export function exportProcessor(
+  models: Models,
+  windows: WindowSets,
+  client: ArtifactClient,
+  pool: InferencePool,
+  cacheDir: string,
+) {
+  return async (task: ExportTask): Promise<ExportResult> => {
+    const { model, layout } = await models.model(task.modelSha256);
+    const { units, space } = searchSpaceFor(layout, task.spec);
+    const outDir = join(cacheDir, 'exports', task.jobId);
+    rmSync(outDir, { recursive: true, force: true });
+    try {
+      const finalized = await finalize({
+        pool,
+        model,
+        layout,
+        tokenizer: await models.tokenizer(task.tokenizerSha256, task.tokenizerName),
+        spec: task.spec,
+        units,
+        space,
+        searches: task.searches,
+        heldOut: {
+          windows: await windows.get(task.heldOutSha256),
+          clusters: await windows.clusters(task.heldOutClustersSha256),
+        },
+        outDir,
+        cacheDir: join(cacheDir, 'graphs'),
+        signal: new AbortController().signal,
+      });
+      // model.onnx first, then whatever external data the writer put beside it.
+      const names = ['model.onnx', ...readdirSync(outDir).filter((n) => n !== 'model.onnx')];
+      const files: ModelFile[] = [];
+      for (const name of names)
+        files.push({
+          name,
+          sha256: await client.upload(readFileSync(join(outDir, name))),
+          bytes: statSync(join(outDir, name)).size,
+        });
+      const { path: _path, ...result } = finalized;
+      return { ...result, modelManifestSha256: await client.upload(serializeManifest({ files })) };
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  };
+}

@@ -1,0 +1,67 @@
+import { join } from 'node:path';
+import { type ArtifactClient, linkFiles, loadTokenizer, parseManifest, type Tokenizer } from '@evop/data';
+import {
+  type DecoderLayout,
+  discoverLayers,
+  type Granularity,
+  type LoadedModel,
+  readModel,
+} from '@evop/onnx';
+import { type InferencePool, OnnxEvaluator } from '@evop/runtime';
+import { PromiseCache } from './promise-cache.ts';
+
+/**
+ * The models a worker has fetched, by manifest sha256: files fetched once into the artifact cache, linked into a
+ * folder by their names, read once; one evaluator per (model, granularity).
+ */
+export class Models {
+  private readonly models = new PromiseCache<{ model: LoadedModel; layout: DecoderLayout }>();
+  private readonly evaluators = new PromiseCache<OnnxEvaluator>();
+
+  constructor(
+    private readonly client: ArtifactClient,
+    private readonly pool: InferencePool,
+    private readonly cacheDir: string,
+  ) {}
+
+  /** Manifest sha256 of every model with an evaluator ready. */
+  get loaded(): string[] {
+    return [...new Set(this.evaluators.keys().map((k) => k.split('/')[0]!))];
+  }
+
+  model(manifestSha256: string): Promise<{ model: LoadedModel; layout: DecoderLayout }> {
+    return this.models.get(manifestSha256, async () => {
+      const manifest = parseManifest(await this.client.read(manifestSha256));
+      const paths = new Map<string, string>();
+      for (const file of manifest.files) paths.set(file.sha256, await this.client.path(file.sha256));
+      const path = linkFiles(
+        manifest.files,
+        (sha) => paths.get(sha)!,
+        join(this.cacheDir, 'models', manifestSha256),
+      );
+      const model = readModel(path);
+      return { model, layout: discoverLayers(model.proto) };
+    });
+  }
+
+  evaluator(manifestSha256: string, granularity: Granularity): Promise<OnnxEvaluator> {
+    return this.evaluators.get(`${manifestSha256}/${granularity}`, async () => {
+      const { model, layout } = await this.model(manifestSha256);
+      return OnnxEvaluator.create({
+        pool: this.pool,
+        model,
+        layout,
+        granularity,
+        cacheDir: join(this.cacheDir, 'graphs'),
+      });
+    });
+  }
+
+  /** A tokenizer artifact, under its file name (the name says its format). */
+  async tokenizer(sha256: string, name: string): Promise<Tokenizer> {
+    const file = await this.client.path(sha256);
+    return loadTokenizer(
+      linkFiles([{ name, sha256 }], () => file, join(this.cacheDir, 'tokenizers', sha256)),
+    );
+  }
+}

@@ -1,0 +1,80 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './runtime-config.ts';
+
+const schema = z.object({
+  DATABASE_URL: z.string().url().default('postgresql://evop:evop@127.0.0.1:5432/evop'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  EVOP_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _')
+    .default('evop'),
+  EVOP_ARTIFACT_DIR: z
+    .string()
+    .min(1)
+    .default(join(homedir(), '.cache', 'evop', 'artifacts')),
+  EVOP_API_URL: z.string().url().default('http://127.0.0.1:3000'),
+  EVOP_SERVICE_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().default('0.0.0.0'),
+  EVOP_MAX_UPLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 ** 3),
+  EVOP_RATE_LIMIT: z.coerce.number().int().positive().default(600),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** Where the service's processes find each other and keep their state; documented in .env.example. */
+export interface ServiceConfig {
+  databaseUrl: string;
+  redisUrl: string;
+  /** Redis key prefix of queues, events and the worker registry (tests use their own). */
+  queuePrefix: string;
+  /** The API's artifact store; a coordinator's or worker's local cache of fetched artifacts. */
+  artifactDir: string;
+  /** Where coordinators and workers reach the API. */
+  apiUrl: string;
+  /** The shared secret coordinators and workers present to the API's /internal routes. */
+  serviceToken: string | undefined;
+  port: number;
+  host: string;
+  maxUploadBytes: number;
+  /** Requests per minute per API key. */
+  rateLimit: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export function serviceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0]);
+    throw new ConfigError(`${name}=${JSON.stringify(env[name])} is invalid: ${issue.message}`);
+  }
+  const v = parsed.data;
+  return {
+    databaseUrl: v.DATABASE_URL,
+    redisUrl: v.REDIS_URL,
+    queuePrefix: v.EVOP_QUEUE_PREFIX,
+    artifactDir: v.EVOP_ARTIFACT_DIR,
+    apiUrl: v.EVOP_API_URL,
+    serviceToken: v.EVOP_SERVICE_TOKEN,
+    port: v.PORT,
+    host: v.HOST,
+    maxUploadBytes: v.EVOP_MAX_UPLOAD_BYTES,
+    rateLimit: v.EVOP_RATE_LIMIT,
+    logLevel: v.LOG_LEVEL,
+  };
+}
+
+/** The service token, required by processes that talk to /internal routes. */
+export function requireServiceToken(config: ServiceConfig): string {
+  if (!config.serviceToken)
+    throw new ConfigError(
+      'EVOP_SERVICE_TOKEN is not set: api, coordinator and workers share it (≥ 16 characters)',
+    );
+  return config.serviceToken;
+}

@@ -1,0 +1,65 @@
+import { Readable } from 'node:stream';
+import { ArtifactError, type ArtifactStore } from './artifact-store.ts';
+
+export interface ArtifactClientOptions {
+  /** The local cache fetched artifacts are kept in. */
+  store: ArtifactStore;
+  /** The API's base URL, e.g. http://api:3000. */
+  apiUrl: string;
+  /** The service token the API's /internal routes require (EVOP_SERVICE_TOKEN). */
+  token: string;
+}
+
+/**
+ * Artifacts for coordinators and workers: served from the local cache when present and intact, otherwise
+ * fetched from the API once, sha256-checked on the way in. A cached copy that no longer matches its name is
+ * dropped by the store and fetched again.
+ */
+export class ArtifactClient {
+  constructor(private readonly options: ArtifactClientOptions) {}
+
+  get store(): ArtifactStore {
+    return this.options.store;
+  }
+
+  private url(sha256: string): string {
+    return `${this.options.apiUrl.replace(/\/$/, '')}/internal/artifacts/${sha256}`;
+  }
+
+  private get headers(): Record<string, string> {
+    return { authorization: `Bearer ${this.options.token}` };
+  }
+
+  /** A verified local path to the artifact. */
+  async path(sha256: string): Promise<string> {
+    try {
+      return this.store.verifiedPath(sha256);
+    } catch (err) {
+      if (!(err instanceof ArtifactError)) throw err;
+    }
+    const response = await fetch(this.url(sha256), { headers: this.headers });
+    if (response.status === 404) throw new ArtifactError(sha256, 'missing');
+    if (!response.ok || !response.body)
+      throw new Error(`fetching artifact ${sha256}: HTTP ${response.status} ${await response.text()}`);
+    await this.store.putStream(Readable.fromWeb(response.body as never), { expectedSha256: sha256 });
+    return this.store.verifiedPath(sha256);
+  }
+
+  async read(sha256: string): Promise<Buffer> {
+    await this.path(sha256);
+    return this.store.read(sha256);
+  }
+
+  /** Stores bytes locally and on the API; returns their sha256. */
+  async upload(bytes: Uint8Array): Promise<string> {
+    const sha256 = this.store.put(bytes);
+    const response = await fetch(this.url(sha256), {
+      method: 'PUT',
+      headers: { ...this.headers, 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
+    if (!response.ok)
+      throw new Error(`uploading artifact ${sha256}: HTTP ${response.status} ${await response.text()}`);
+    return sha256;
+  }
+}

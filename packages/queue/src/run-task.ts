@@ -1,0 +1,39 @@
+import { createHash } from 'node:crypto';
+import type { Queue, QueueEvents } from 'bullmq';
+import type { z } from 'zod';
+import { awaitTasks } from './await-tasks.ts';
+
+/**
+ * A task's id, derived from its content: the same task added twice (a coordinator resumed after a crash) is one
+ * task, and its result is read back rather than computed again.
+ */
+export function taskId(jobId: string, data: unknown): string {
+  return `${jobId}-${createHash('sha256').update(JSON.stringify(data)).digest('hex').slice(0, 32)}`;
+}
+
+export interface RunTaskOptions<R> {
+  /** Checks the result (a task's return value travels as JSON). */
+  result: z.ZodType<R>;
+  /** Attempts before the task fails (default 3), e.g. when a worker dies mid-task. */
+  attempts?: number;
+  /** Longest wait, in ms (default 2 hours). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Adds one task of a job to a queue and waits for its result. */
+export async function runTask<T extends { jobId: string }, R>(
+  queue: Queue,
+  events: QueueEvents,
+  data: T,
+  options: RunTaskOptions<R>,
+): Promise<R> {
+  const job = await queue.add(queue.name, data, {
+    jobId: taskId(data.jobId, data),
+    attempts: options.attempts ?? 3,
+    backoff: { type: 'fixed', delay: 500 },
+    removeOnComplete: { age: 3600 },
+  });
+  const [value] = await awaitTasks([job], events, options.timeoutMs ?? 2 * 3600_000, options.signal);
+  return options.result.parse(value);
+}
