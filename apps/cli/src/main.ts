@@ -1,8 +1,10 @@
 import { parseArgs } from 'node:util';
 import { CliError, isUserError, userMessage } from './cli-error.ts';
+import { admin } from './commands/admin.ts';
 import { evaluate } from './commands/evaluate.ts';
 import { inspect } from './commands/inspect.ts';
 import { prune } from './commands/prune.ts';
+import { stack } from './commands/stack.ts';
 
 const USAGE = `usage:
   evop prune --model <model.onnx | ckpt.bin> [--tokenizer tok] --data <file>... (--remove N | --sparsity F)
@@ -12,7 +14,9 @@ const USAGE = `usage:
              [--task-limit N] [--baselines] [--out DIR] [--threads N] [--quiet]
   evop prune --resume DIR
   evop inspect <model> [--json]
-  evop eval <model> [--tokenizer tok] [--data <file>...] [--tasks …] [--seq-len T] [--windows N]`;
+  evop eval <model> [--tokenizer tok] [--data <file>...] [--tasks …] [--seq-len T] [--windows N]
+  evop stack [--workers N] [--port P]      the service (api, coordinator, workers) on this machine
+  evop admin create-key --tenant NAME      a new API key for the service`;
 
 const PRUNE_OPTIONS = {
   model: { type: 'string' },
@@ -39,6 +43,9 @@ const PRUNE_OPTIONS = {
   quiet: { type: 'boolean' },
   windows: { type: 'string' },
   json: { type: 'boolean' },
+  workers: { type: 'string' },
+  port: { type: 'string' },
+  tenant: { type: 'string' },
 } as const;
 
 /** Runs one `evop` command line; returns the exit code: 0 done, 2 bad input, 130 stopped, 1 failure. */
@@ -59,7 +66,9 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'prune') return await prune(values);
     if (command === 'inspect') return await inspect(positionals, values);
     if (command === 'eval') return await evaluate(positionals, values);
-    throw new CliError(`unknown command '${command}'; use prune, inspect or eval`);
+    if (command === 'stack') return await stack(values);
+    if (command === 'admin') return await admin(positionals, values);
+    throw new CliError(`unknown command '${command}'; use prune, inspect, eval, stack or admin`);
   } catch (err) {
     if (isUserError(err)) {
       process.stderr.write(`evop: ${userMessage(err)}\n`);

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { ArtifactError, type ArtifactStore } from './artifact-store.ts';
+import { linkFiles, type ModelFile } from './model-manifest.ts';
 
 export interface ArtifactClientOptions {
   /** The local cache fetched artifacts are kept in. */
@@ -43,6 +44,16 @@ export class ArtifactClient {
       throw new Error(`fetching artifact ${sha256}: HTTP ${response.status} ${await response.text()}`);
     await this.store.putStream(Readable.fromWeb(response.body as never), { expectedSha256: sha256 });
     return this.store.verifiedPath(sha256);
+  }
+
+  /**
+   * Artifacts fetched and linked under `dir` by their file names (a model's .onnx beside its external data, a
+   * tokenizer or corpus whose name says its format). Returns the first file's path.
+   */
+  async linked(files: readonly Pick<ModelFile, 'name' | 'sha256'>[], dir: string): Promise<string> {
+    const paths = new Map<string, string>();
+    for (const file of files) paths.set(file.sha256, await this.path(file.sha256));
+    return linkFiles(files, (sha) => paths.get(sha)!, dir);
   }
 
   async read(sha256: string): Promise<Buffer> {

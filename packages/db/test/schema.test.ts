@@ -38,14 +38,16 @@ test('the migrations create the schema the client uses: a job with its checkpoin
   });
   assert.equal(job.status, 'queued');
   await t.db.generation.create({
-    data: { jobId: job.id, strategy: 'evop', index: 1, record: { best: null }, state: { rng: [1, 2, 3, 4] } },
+    data: { jobId: job.id, strategy: 'evop', index: 1, record: '{"best":null}', state: '{"rng":[1,2,3,4]}' },
   });
-  await t.db.result.create({ data: { jobId: job.id, mask: '1110', modelManifestSha256: 'cc', report: {} } });
+  await t.db.result.create({
+    data: { jobId: job.id, mask: '1110', modelManifestSha256: 'cc', report: '{}' },
+  });
   const loaded = await t.db.job.findUniqueOrThrow({
     where: { id: job.id },
     include: { generations: true, result: true },
   });
-  assert.deepEqual(loaded.generations[0]!.state, { rng: [1, 2, 3, 4] });
+  assert.deepEqual(JSON.parse(loaded.generations[0]!.state), { rng: [1, 2, 3, 4] });
   assert.equal(loaded.result!.mask, '1110');
   // One job per idempotency key and tenant.
   await assert.rejects(

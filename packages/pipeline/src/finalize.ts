@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveDataFile } from '@evop/config';
 import type { SearchSpace } from '@evop/core';
@@ -72,6 +73,7 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
   };
   const main = searches[0]!;
   stage(`export: pruning ${space.pruned} of ${space.size} units (${main.best.mask})`);
+  mkdirSync(options.outDir, { recursive: true });
   const path = join(options.outDir, 'model.onnx');
   await time('export', () =>
     writeModel(

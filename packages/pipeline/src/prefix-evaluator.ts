@@ -19,7 +19,8 @@ export class PrefixEvaluator implements Evaluator {
 
   async evaluate(candidates: readonly Candidate[], signal?: AbortSignal): Promise<EvaluationResult[]> {
     const results = new Array<EvaluationResult>(candidates.length);
-    const { windows, clusters } = this;
+    const windows = this.windows;
+    const clusters = this.clusters;
     await Promise.all(
       [...new Set(candidates.map((c) => c.fidelity))].map(async (fidelity) => {
         const take = Array.from({ length: prefixLength(fidelity, windows.count) }, (_, i) => i);

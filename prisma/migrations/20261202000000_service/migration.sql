@@ -19,12 +19,17 @@ ADD COLUMN     "startedAt" TIMESTAMP(3);
 ALTER TABLE "Calibration" DROP COLUMN "calibrationSha256",
 DROP COLUMN "clusters",
 ADD COLUMN     "heldOutClustersSha256" TEXT NOT NULL,
-ADD COLUMN     "influence" JSONB NOT NULL,
+ADD COLUMN     "influence" TEXT NOT NULL,
 ADD COLUMN     "poolSha256" TEXT NOT NULL,
 ADD COLUMN     "searchClustersSha256" TEXT NOT NULL,
 ADD COLUMN     "searchSha256" TEXT NOT NULL,
 ADD COLUMN     "set" JSONB NOT NULL;
 
 -- AlterTable
-ALTER TABLE "Result" ADD COLUMN     "modelManifestSha256" TEXT NOT NULL;
+ALTER TABLE "Generation" ALTER COLUMN "record" SET DATA TYPE TEXT USING "record"::text,
+ALTER COLUMN "state" SET DATA TYPE TEXT USING "state"::text;
+
+-- AlterTable
+ALTER TABLE "Result" ADD COLUMN     "modelManifestSha256" TEXT NOT NULL,
+ALTER COLUMN "report" SET DATA TYPE TEXT USING "report"::text;
 

@@ -1,0 +1,48 @@
+import { timingSafeEqual } from 'node:crypto';
+import { type Database, tenantOfKey } from '@evop/db';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ApiError } from './problem.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The tenant of the request's API key (routes under /v1). */
+    tenantId: string;
+  }
+  interface FastifyContextConfig {
+    /** Who may call a route: a tenant's API key (default), the service token, or anyone. */
+    auth?: 'tenant' | 'service' | 'public';
+  }
+}
+
+const bearer = (request: FastifyRequest) => /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
+
+const unauthorized = (detail: string) =>
+  new ApiError(401, 'Unauthorized', detail, { 'www-authenticate': 'Bearer realm="evop"' });
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * Bearer authentication: /v1 routes take a tenant's API key (looked up by its sha256), /internal routes the
+ * service token that coordinators and workers share. A tenant only ever sees its own rows: routes filter by
+ * `request.tenantId`, and another tenant's id is answered 404, as an unknown one.
+ */
+export function authentication(app: FastifyInstance, db: Database, serviceToken: string | undefined): void {
+  app.decorateRequest('tenantId', '');
+  app.addHook('onRequest', async (request) => {
+    const mode = request.routeOptions.config.auth ?? 'tenant';
+    if (mode === 'public' || !request.routeOptions.url) return;
+    const token = bearer(request);
+    if (!token) throw unauthorized('Authorization: Bearer <API key> is required');
+    if (mode === 'service') {
+      if (!serviceToken || !sameSecret(token, serviceToken)) throw unauthorized('the service token is wrong');
+      return;
+    }
+    const tenantId = await tenantOfKey(db, token);
+    if (!tenantId) throw unauthorized('the API key is unknown or revoked');
+    request.tenantId = tenantId;
+  });
+}

@@ -1,0 +1,43 @@
+/**
+ * The API process (fastify on PORT, default 3000). Environment: .env.example (DATABASE_URL, REDIS_URL,
+ * EVOP_ARTIFACT_DIR, EVOP_SERVICE_TOKEN, EVOP_QUEUE_PREFIX, EVOP_MAX_UPLOAD_BYTES, EVOP_RATE_LIMIT, PORT, HOST).
+ * SIGTERM / SIGINT stop accepting requests, finish those in flight, and exit 0.
+ */
+import { createLogger, serviceConfig } from '@evop/config';
+import { ArtifactStore } from '@evop/data';
+import { openDatabase } from '@evop/db';
+import { QUEUES, redisConnection } from '@evop/queue';
+import { Queue } from 'bullmq';
+import { buildApp } from './app.ts';
+import { JobEventHub } from './job-event-hub.ts';
+
+const config = serviceConfig();
+const log = createLogger('api', config.logLevel);
+const db = openDatabase(config.databaseUrl);
+const redis = redisConnection(config.redisUrl);
+const subscriber = redisConnection(config.redisUrl);
+const pruneQueue = new Queue(QUEUES.prune, { connection: redis, prefix: config.queuePrefix });
+const app = await buildApp({
+  config,
+  db,
+  redis,
+  events: await JobEventHub.open(subscriber, config.queuePrefix),
+  store: new ArtifactStore(config.artifactDir),
+  pruneQueue,
+  log,
+});
+const address = await app.listen({ port: config.port, host: config.host });
+process.stdout.write(`evop api listening on ${address}\n`);
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  await app.close();
+  await pruneQueue.close();
+  await db.$disconnect();
+  await Promise.all([redis.quit(), subscriber.quit()]);
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

@@ -1,0 +1,120 @@
+import { createReadStream, statSync } from 'node:fs';
+import { ArtifactError, ArtifactTooLargeError, parseManifest } from '@evop/data';
+import { type PruneReport, renderReportHtml } from '@evop/pipeline';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { ApiDeps } from '../deps.ts';
+import { ApiError, notFound } from '../problem.ts';
+import { idParams } from '../views.ts';
+
+const shaParams = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex sha256') });
+
+/**
+ * Downloads for users (a job's pruned model files and report) and the content-addressed artifact store for
+ * coordinators and workers (/internal, service token).
+ */
+export const artifactRoutes =
+  (deps: ApiDeps): FastifyPluginAsyncZod =>
+  async (app) => {
+    const { store } = deps;
+    const sendArtifact = (sha256: string, reply: { header: (k: string, v: string) => unknown }) => {
+      let path: string;
+      try {
+        path = store.verifiedPath(sha256);
+      } catch (err) {
+        if (err instanceof ArtifactError) throw new ApiError(404, 'Not Found', err.message);
+        throw err;
+      }
+      reply.header('content-length', String(statSync(path).size));
+      return createReadStream(path);
+    };
+
+    // Bodies of artifact uploads are streams, handed to the store as they arrive.
+    app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+
+    app.get(
+      '/internal/artifacts/:sha256',
+      { config: { auth: 'service' }, schema: { hide: true, params: shaParams } },
+      async (request, reply) => {
+        const stream = sendArtifact(request.params.sha256, reply);
+        return reply.type('application/octet-stream').send(stream);
+      },
+    );
+
+    app.put(
+      '/internal/artifacts/:sha256',
+      {
+        config: { auth: 'service' },
+        bodyLimit: deps.config.maxUploadBytes,
+        schema: { hide: true, params: shaParams },
+      },
+      async (request, reply) => {
+        const { sha256 } = request.params;
+        try {
+          const { bytes } = await store.putStream(request.body as NodeJS.ReadableStream, {
+            expectedSha256: sha256,
+            maxBytes: deps.config.maxUploadBytes,
+          });
+          return reply.code(201).send({ sha256, bytes });
+        } catch (err) {
+          if (err instanceof ArtifactError)
+            throw new ApiError(422, 'Unprocessable Content', 'body: its sha256 is not the one named');
+          if (err instanceof ArtifactTooLargeError)
+            throw new ApiError(413, 'Content Too Large', `body: ${err.message}`);
+          throw err;
+        }
+      },
+    );
+
+    const succeeded = async (id: string, tenantId: string) => {
+      const job = await deps.db.job.findFirst({ where: { id, tenantId }, include: { result: true } });
+      if (!job) throw notFound('job', id);
+      if (!job.result) throw new ApiError(409, 'Conflict', `job '${id}' has no result (it is ${job.status})`);
+      return job.result;
+    };
+
+    app.get(
+      '/v1/jobs/:id/artifacts/:file',
+      {
+        schema: {
+          summary: "Download a file of the job's pruned model (model.onnx, external data)",
+          tags: ['jobs'],
+          params: idParams.extend({ file: z.string().min(1).max(200) }),
+        },
+      },
+      async (request, reply) => {
+        const result = await succeeded(request.params.id, request.tenantId);
+        const manifest = parseManifest(store.read(result.modelManifestSha256));
+        const file = manifest.files.find((f) => f.name === request.params.file);
+        if (!file)
+          throw new ApiError(
+            404,
+            'Not Found',
+            `file: the pruned model has ${manifest.files.map((f) => f.name).join(', ')}, not '${request.params.file}'`,
+          );
+        const stream = sendArtifact(file.sha256, reply);
+        return reply
+          .type('application/octet-stream')
+          .header('content-disposition', `attachment; filename="${file.name}"`)
+          .send(stream);
+      },
+    );
+
+    app.get(
+      '/v1/jobs/:id/report.json',
+      { schema: { summary: "The job's report", tags: ['jobs'], params: idParams } },
+      async (request, reply) =>
+        reply.type('application/json').send((await succeeded(request.params.id, request.tenantId)).report),
+    );
+
+    app.get(
+      '/v1/jobs/:id/report.html',
+      { schema: { summary: "The job's report as a self-contained page", tags: ['jobs'], params: idParams } },
+      async (request, reply) => {
+        const result = await succeeded(request.params.id, request.tenantId);
+        return reply
+          .type('text/html; charset=utf-8')
+          .send(renderReportHtml(JSON.parse(result.report) as PruneReport));
+      },
+    );
+  };

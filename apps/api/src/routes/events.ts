@@ -1,0 +1,93 @@
+import type { JobEvent } from '@evop/queue';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { ApiDeps } from '../deps.ts';
+import { notFound } from '../problem.ts';
+import { idParams } from '../views.ts';
+
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+const KEEPALIVE_MS = 15_000;
+
+/**
+ * GET /v1/jobs/:id/events, server-sent events: the job's status, then every generation so far (from PostgreSQL)
+ * and each new one as it is checkpointed, then status changes; the stream ends after a final status. Each
+ * generation event has the id `<strategy>:<index>`, so a client that reconnects can tell what it has seen.
+ */
+export const eventRoutes =
+  (deps: ApiDeps): FastifyPluginAsyncZod =>
+  async (app) => {
+    app.get(
+      '/v1/jobs/:id/events',
+      {
+        schema: {
+          summary: 'Stream job progress (text/event-stream)',
+          description:
+            'Events: `status` {status, stage, progress, error} and `generation` {strategy, record}.',
+          tags: ['jobs'],
+          params: idParams,
+          produces: ['text/event-stream'],
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        const job = await deps.db.job.findFirst({ where: { id, tenantId: request.tenantId } });
+        if (!job) throw notFound('job', id);
+
+        // Listen first, then read what is stored, so that nothing published in between is missed.
+        const live: JobEvent[] = [];
+        let send: ((event: JobEvent) => void) | undefined;
+        const stopListening = deps.events.listen(id, (event) => (send ? send(event) : live.push(event)));
+        reply.hijack();
+        const raw = reply.raw;
+        raw.writeHead(200, {
+          'content-type': 'text/event-stream',
+          'cache-control': 'no-cache',
+          connection: 'keep-alive',
+          'x-accel-buffering': 'no',
+        });
+        const seen = new Set<string>();
+        let ended = false;
+        const end = () => {
+          if (ended) return;
+          ended = true;
+          clearInterval(keepalive);
+          stopListening();
+          raw.end();
+        };
+        const write = (event: JobEvent) => {
+          if (ended) return;
+          if (event.type === 'generation') {
+            const key = `${event.strategy}:${event.record.generation}`;
+            if (seen.has(key)) return;
+            seen.add(key);
+            raw.write(`event: generation\nid: ${key}\ndata: ${JSON.stringify(event)}\n\n`);
+          } else {
+            raw.write(`event: status\ndata: ${JSON.stringify(event)}\n\n`);
+            if (TERMINAL.has(event.status)) end();
+          }
+        };
+        const keepalive = setInterval(() => raw.write(': keepalive\n\n'), KEEPALIVE_MS);
+        request.raw.on('close', end);
+
+        raw.write('retry: 2000\n\n');
+        const current = await deps.db.job.findUniqueOrThrow({ where: { id } });
+        const generations = await deps.db.generation.findMany({
+          where: { jobId: id },
+          orderBy: [{ createdAt: 'asc' }, { index: 'asc' }],
+          select: { strategy: true, record: true },
+        });
+        const status = (j: typeof current): JobEvent => ({
+          type: 'status',
+          status: j.status,
+          stage: j.stage,
+          progress: j.progress,
+          error: j.error,
+        });
+        if (!TERMINAL.has(current.status)) write(status(current));
+        for (const g of generations)
+          write({ type: 'generation', strategy: g.strategy, record: JSON.parse(g.record) });
+        for (const event of live) write(event);
+        send = write;
+        if (TERMINAL.has(current.status)) write(status(current));
+      },
+    );
+  };

@@ -1,0 +1,210 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { DecoderLayout } from '@evop/onnx';
+import { PipelineError, searchSpaceFor, searchSpecSchema } from '@evop/pipeline';
+import { channels, publishJobEvent, QUEUES } from '@evop/queue';
+import type { FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { ApiDeps } from '../deps.ts';
+import { ApiError, invalid, notFound } from '../problem.ts';
+import { idParams, jobView } from '../views.ts';
+
+const createJob = z
+  .object({
+    modelId: z.string().uuid(),
+    datasetId: z.string().uuid(),
+    spec: searchSpecSchema,
+  })
+  .strict();
+
+const TERMINAL = ['succeeded', 'failed', 'cancelled'];
+
+/** Jobs: submit (202 + Location, Idempotency-Key), list, inspect, generations, cancel. */
+export const jobRoutes =
+  (deps: ApiDeps): FastifyPluginAsyncZod =>
+  async (app) => {
+    const { db } = deps;
+    const ownJob = async (id: string, tenantId: string) => {
+      const job = await db.job.findFirst({ where: { id, tenantId }, include: { result: true } });
+      if (!job) throw notFound('job', id);
+      return job;
+    };
+
+    app.post(
+      '/v1/jobs',
+      {
+        schema: {
+          summary: 'Submit a pruning job',
+          description:
+            'Answers 202 with the job and its Location. The same `Idempotency-Key` with the same body returns the ' +
+            'same job; with another body, 409.',
+          tags: ['jobs'],
+          body: createJob,
+          headers: z.object({ 'idempotency-key': z.string().min(1).max(200).optional() }),
+        },
+      },
+      async (request, reply) => {
+        const { modelId, datasetId, spec } = request.body;
+        const key = request.headers['idempotency-key'];
+        const tenantId = request.tenantId;
+        if (key) {
+          const existing = await db.job.findUnique({
+            where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: key } },
+            include: { result: true },
+          });
+          if (existing) return accepted(reply, sameRequest(existing, { modelId, datasetId, spec }));
+        }
+        const model = await db.model.findFirst({ where: { id: modelId, tenantId } });
+        if (!model) throw invalid('modelId', `no model '${modelId}'`);
+        const dataset = await db.dataset.findFirst({ where: { id: datasetId, tenantId } });
+        if (!dataset) throw invalid('datasetId', `no dataset '${datasetId}'`);
+        try {
+          searchSpaceFor(model.layout as unknown as DecoderLayout, spec);
+        } catch (err) {
+          if (err instanceof PipelineError) throw invalid(`spec.${err.field}`, err.reason);
+          throw err;
+        }
+        let job: Awaited<ReturnType<typeof ownJob>>;
+        try {
+          job = await db.job.create({
+            data: { tenantId, modelId, datasetId, spec: spec as never, idempotencyKey: key ?? null },
+            include: { result: true },
+          });
+        } catch (err) {
+          // Two requests with one key at once: the second finds the first's job.
+          if ((err as { code?: string }).code !== 'P2002' || !key) throw err;
+          const existing = await db.job.findUniqueOrThrow({
+            where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: key } },
+            include: { result: true },
+          });
+          return accepted(reply, sameRequest(existing, { modelId, datasetId, spec }));
+        }
+        await deps.pruneQueue.add(QUEUES.prune, { jobId: job.id }, { jobId: job.id, removeOnComplete: true });
+        return accepted(reply, job);
+      },
+    );
+
+    const accepted = (reply: FastifyReply, job: Awaited<ReturnType<typeof ownJob>>) =>
+      reply.code(202).header('location', `/v1/jobs/${job.id}`).send(jobView(job));
+
+    /** The job an Idempotency-Key was first used for, if this request is the same; 409 otherwise. */
+    function sameRequest(
+      job: Awaited<ReturnType<typeof ownJob>>,
+      body: { modelId: string; datasetId: string; spec: unknown },
+    ) {
+      // Compared as values: PostgreSQL's jsonb does not keep the order of keys.
+      const same =
+        job.modelId === body.modelId &&
+        job.datasetId === body.datasetId &&
+        isDeepStrictEqual(job.spec, body.spec);
+      if (!same)
+        throw new ApiError(409, 'Conflict', 'Idempotency-Key: already used for a job with another body');
+      return job;
+    }
+
+    app.get(
+      '/v1/jobs',
+      {
+        schema: {
+          summary: 'List jobs, newest first',
+          tags: ['jobs'],
+          querystring: z.object({
+            status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
+            limit: z.coerce.number().int().min(1).max(500).default(50),
+          }),
+        },
+      },
+      async (request) => {
+        const rows = await db.job.findMany({
+          where: {
+            tenantId: request.tenantId,
+            ...(request.query.status ? { status: request.query.status } : {}),
+          },
+          orderBy: { createdAt: 'desc' },
+          take: request.query.limit,
+          include: { result: true },
+        });
+        return { jobs: rows.map(jobView) };
+      },
+    );
+
+    app.get(
+      '/v1/jobs/:id',
+      {
+        schema: {
+          summary: 'A job: status, stage, progress, best so far, result',
+          tags: ['jobs'],
+          params: idParams,
+        },
+      },
+      async (request) => jobView(await ownJob(request.params.id, request.tenantId)),
+    );
+
+    app.get(
+      '/v1/jobs/:id/generations',
+      {
+        schema: {
+          summary: "The job's search history, one record per generation and strategy",
+          tags: ['jobs'],
+          params: idParams,
+          querystring: z.object({ strategy: z.string().optional() }),
+        },
+      },
+      async (request) => {
+        await ownJob(request.params.id, request.tenantId);
+        const rows = await db.generation.findMany({
+          where: {
+            jobId: request.params.id,
+            ...(request.query.strategy ? { strategy: request.query.strategy } : {}),
+          },
+          orderBy: [{ createdAt: 'asc' }, { index: 'asc' }],
+          select: { strategy: true, index: true, record: true },
+        });
+        return {
+          generations: rows.map((r) => ({ strategy: r.strategy, index: r.index, ...JSON.parse(r.record) })),
+        };
+      },
+    );
+
+    app.post(
+      '/v1/jobs/:id/cancel',
+      {
+        schema: {
+          summary: 'Cancel a job',
+          description: 'A queued job is cancelled at once; a running one stops within one generation (202).',
+          tags: ['jobs'],
+          params: idParams,
+        },
+      },
+      async (request, reply) => {
+        const job = await ownJob(request.params.id, request.tenantId);
+        if (TERMINAL.includes(job.status))
+          throw new ApiError(
+            409,
+            'Conflict',
+            `the job has already ${job.status === 'cancelled' ? 'been cancelled' : job.status}`,
+          );
+        await db.job.update({ where: { id: job.id }, data: { cancelRequested: true } });
+        if (job.status === 'queued') {
+          // Removed only while waiting: a coordinator that has taken it sees the flag instead.
+          const removed = await deps.pruneQueue.remove(job.id);
+          if (removed === 1) {
+            const cancelled = await db.job.update({
+              where: { id: job.id },
+              data: { status: 'cancelled', finishedAt: new Date() },
+              include: { result: true },
+            });
+            await publishJobEvent(deps.redis, deps.config.queuePrefix, job.id, {
+              type: 'status',
+              status: 'cancelled',
+              stage: null,
+              progress: cancelled.progress,
+            });
+            return reply.code(202).send(jobView(cancelled));
+          }
+        }
+        await deps.redis.publish(channels.cancel(deps.config.queuePrefix), job.id);
+        return reply.code(202).send(jobView(await ownJob(job.id, request.tenantId)));
+      },
+    );
+  };

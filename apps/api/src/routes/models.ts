@@ -1,0 +1,134 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { linkFiles, loadTokenizer, type ModelManifest, serializeManifest } from '@evop/data';
+import { discoverLayers, ModelError, readModel, unitsOf } from '@evop/onnx';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { ApiDeps } from '../deps.ts';
+import { invalid, notFound } from '../problem.ts';
+import { receiveUpload } from '../uploads.ts';
+import { idParams, modelView } from '../views.ts';
+
+/** POST/GET /v1/models: a model is its .onnx file, its external-data files and its tokenizer. */
+export const modelRoutes =
+  (deps: ApiDeps): FastifyPluginAsyncZod =>
+  async (app) => {
+    app.post(
+      '/v1/models',
+      {
+        schema: {
+          summary: 'Upload a model',
+          description:
+            'multipart/form-data: `name`, `model` (the .onnx file), `data` (its external-data files, by the names ' +
+            'the .onnx file refers to; repeat for several) and `tokenizer` (tokenizer.json or a llama2.c .bin). ' +
+            'Layer discovery runs on upload; a graph that is not a decoder-only transformer is refused (422).',
+          consumes: ['multipart/form-data'],
+          tags: ['models'],
+        },
+      },
+      async (request, reply) => {
+        const { files, fields } = await receiveUpload(
+          request,
+          deps.store,
+          ['model', 'data', 'tokenizer'],
+          deps.config.maxUploadBytes,
+        );
+        const name = fields.name?.trim();
+        if (!name || name.length > 200) throw invalid('name', 'required, 1 to 200 characters');
+        const onnx = files.filter((f) => f.field === 'model');
+        const tokenizer = files.filter((f) => f.field === 'tokenizer');
+        if (onnx.length !== 1) throw invalid('model', 'exactly one .onnx file is required');
+        if (tokenizer.length !== 1) throw invalid('tokenizer', 'exactly one tokenizer file is required');
+        const manifest: ModelManifest = {
+          files: [onnx[0]!, ...files.filter((f) => f.field === 'data')].map((f) => ({
+            name: f.filename,
+            sha256: f.sha256,
+            bytes: f.bytes,
+          })),
+        };
+        if (new Set(manifest.files.map((f) => f.name)).size !== manifest.files.length)
+          throw invalid('data', 'two files have the same name');
+        const dir = join(
+          deps.store.dir,
+          '..',
+          'staging',
+          `${Date.now()}-${Math.random().toString(36).slice(2)}`,
+        );
+        try {
+          const path = linkFiles(manifest.files, (sha) => deps.store.verifiedPath(sha), dir);
+          let model: ReturnType<typeof readModel>;
+          try {
+            model = readModel(path);
+          } catch (err) {
+            throw invalid('model', `not a readable ONNX model (${(err as Error).message})`);
+          }
+          let layout: ReturnType<typeof discoverLayers>;
+          try {
+            layout = discoverLayers(model.proto);
+          } catch (err) {
+            if (err instanceof ModelError) throw invalid('model', err.message);
+            throw invalid('model', `not a decoder-only transformer (${(err as Error).message})`);
+          }
+          const tokenizerPath = linkFiles(
+            [{ name: tokenizer[0]!.filename, sha256: tokenizer[0]!.sha256 }],
+            (sha) => deps.store.verifiedPath(sha),
+            join(dir, 'tokenizer'),
+          );
+          try {
+            loadTokenizer(tokenizerPath);
+          } catch (err) {
+            throw invalid('tokenizer', (err as Error).message);
+          }
+          const manifestSha256 = deps.store.put(serializeManifest(manifest));
+          const row = await deps.db.model.create({
+            data: {
+              tenantId: request.tenantId,
+              name,
+              sha256: model.sha256,
+              manifestSha256,
+              files: manifest.files as never,
+              bytes: BigInt(manifest.files.reduce((n, f) => n + f.bytes, 0)),
+              tokenizerSha256: tokenizer[0]!.sha256,
+              tokenizerName: tokenizer[0]!.filename,
+              layout: layout as never,
+            },
+          });
+          return reply.code(201).header('location', `/v1/models/${row.id}`).send(modelView(row));
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    );
+
+    app.get('/v1/models', { schema: { summary: 'List models', tags: ['models'] } }, async (request) => {
+      const rows = await deps.db.model.findMany({
+        where: { tenantId: request.tenantId },
+        orderBy: { createdAt: 'desc' },
+      });
+      return { models: rows.map(modelView) };
+    });
+
+    app.get(
+      '/v1/models/:id',
+      {
+        schema: {
+          summary: 'A model, with its layers and prunable units',
+          tags: ['models'],
+          params: idParams,
+        },
+      },
+      async (request) => {
+        const row = await deps.db.model.findFirst({
+          where: { id: request.params.id, tenantId: request.tenantId },
+        });
+        if (!row) throw notFound('model', request.params.id);
+        const layout = row.layout as never;
+        return {
+          ...modelView(row),
+          units: {
+            layer: unitsOf(layout, 'layer').map((u) => ({ id: u.id, params: u.params })),
+            sublayer: unitsOf(layout, 'sublayer').map((u) => ({ id: u.id, params: u.params })),
+          },
+        };
+      },
+    );
+  };

@@ -1,0 +1,59 @@
+import { type ArtifactStore, ArtifactTooLargeError, SAFE_FILE_NAME } from '@evop/data';
+import type { FastifyRequest } from 'fastify';
+import { ApiError, invalid } from './problem.ts';
+
+export interface UploadedFile {
+  field: string;
+  filename: string;
+  sha256: string;
+  bytes: number;
+}
+
+/**
+ * A multipart/form-data upload, each file streamed into the artifact store with its sha256 computed on the way
+ * (never held in memory) and the upload limit enforced; text fields collected. Files of fields not in `files`
+ * and names that are not plain file names are refused.
+ */
+export async function receiveUpload(
+  request: FastifyRequest,
+  store: ArtifactStore,
+  files: readonly string[],
+  maxBytes: number,
+): Promise<{ files: UploadedFile[]; fields: Record<string, string> }> {
+  if (!request.isMultipart())
+    throw new ApiError(415, 'Unsupported Media Type', 'send multipart/form-data (curl -F field=@file)');
+  const received: UploadedFile[] = [];
+  const fields: Record<string, string> = {};
+  let total = 0;
+  for await (const part of request.parts()) {
+    if (part.type === 'field') {
+      fields[part.fieldname] = String(part.value);
+      continue;
+    }
+    if (!files.includes(part.fieldname)) {
+      part.file.resume();
+      throw invalid(part.fieldname, `unexpected file field; send ${files.join(', ')}`);
+    }
+    if (!SAFE_FILE_NAME.test(part.filename)) {
+      part.file.resume();
+      throw invalid(part.fieldname, `file name '${part.filename}' is not a plain file name`);
+    }
+    try {
+      const { sha256, bytes } = await store.putStream(part.file, { maxBytes: maxBytes - total });
+      total += bytes;
+      received.push({ field: part.fieldname, filename: part.filename, sha256, bytes });
+    } catch (err) {
+      if (
+        err instanceof ArtifactTooLargeError ||
+        (err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE'
+      )
+        throw new ApiError(
+          413,
+          'Content Too Large',
+          `${part.fieldname}: the upload is over ${maxBytes} bytes`,
+        );
+      throw err;
+    }
+  }
+  return { files: received, fields };
+}

@@ -1,0 +1,74 @@
+import type { Dataset, Job, Model, Result } from '@evop/db';
+import { z } from 'zod';
+
+export const idParams = z.object({ id: z.string().uuid('a job, model or dataset id (uuid)') });
+
+export function modelView(m: Model) {
+  const layout = m.layout as { layers: number; hiddenSize: number; vocabSize: number; totalParams: number };
+  return {
+    id: m.id,
+    name: m.name,
+    sha256: m.sha256,
+    files: m.files,
+    bytes: Number(m.bytes),
+    tokenizer: m.tokenizerName,
+    layers: layout.layers,
+    hiddenSize: layout.hiddenSize,
+    vocabSize: layout.vocabSize,
+    params: layout.totalParams,
+    createdAt: m.createdAt.toISOString(),
+  };
+}
+
+export function datasetView(d: Dataset) {
+  return {
+    id: d.id,
+    name: d.name,
+    format: d.format,
+    sha256: d.sha256,
+    bytes: Number(d.bytes),
+    documents: d.documents,
+    createdAt: d.createdAt.toISOString(),
+  };
+}
+
+/** A job as clients see it; `result` once it has succeeded, with links to its downloads. */
+export function jobView(j: Job & { result?: Result | null }) {
+  const report = j.result
+    ? (JSON.parse(j.result.report) as {
+        table: unknown;
+        latency: unknown;
+        result: { pruned: string[]; consistency: number };
+      })
+    : undefined;
+  return {
+    id: j.id,
+    modelId: j.modelId,
+    datasetId: j.datasetId,
+    status: j.status,
+    stage: j.stage,
+    progress: j.progress,
+    best: j.best,
+    error: j.error,
+    cancelRequested: j.cancelRequested,
+    spec: j.spec,
+    createdAt: j.createdAt.toISOString(),
+    startedAt: j.startedAt?.toISOString() ?? null,
+    finishedAt: j.finishedAt?.toISOString() ?? null,
+    result:
+      j.result && report
+        ? {
+            mask: j.result.mask,
+            pruned: report.result.pruned,
+            consistency: report.result.consistency,
+            table: report.table,
+            latency: report.latency,
+            links: {
+              model: `/v1/jobs/${j.id}/artifacts/model.onnx`,
+              report: `/v1/jobs/${j.id}/report.json`,
+              reportHtml: `/v1/jobs/${j.id}/report.html`,
+            },
+          }
+        : null,
+  };
+}

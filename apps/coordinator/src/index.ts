@@ -1,0 +1,1 @@
+export { type PruneJobData, PruneProcessor } from './prune-processor.ts';

@@ -1,0 +1,78 @@
+/**
+ * A coordinator process: takes `prune` jobs from BullMQ and runs each (calibration, search, finalize) with
+ * tasks fanned out to workers; many jobs at once, each mostly waiting on its tasks. A job whose coordinator dies
+ * is taken over by another when its lock expires. Cancellation arrives on a Redis channel and through the job's
+ * flag in PostgreSQL. SIGTERM / SIGINT hand running jobs back to the queue and exit 0.
+ * Environment: .env.example (DATABASE_URL, REDIS_URL, EVOP_API_URL, EVOP_SERVICE_TOKEN, EVOP_ARTIFACT_DIR,
+ * EVOP_QUEUE_PREFIX, EVOP_COORDINATOR_CONCURRENCY).
+ */
+import { join } from 'node:path';
+import { createLogger, requireServiceToken, serviceConfig } from '@evop/config';
+import { ArtifactClient, ArtifactStore } from '@evop/data';
+import { openDatabase } from '@evop/db';
+import { channels, publishJobEvent, QUEUES, redisConnection } from '@evop/queue';
+import { Queue, QueueEvents, Worker } from 'bullmq';
+import type { TaskQueues } from './job-runner.ts';
+import { type PruneJobData, PruneProcessor } from './prune-processor.ts';
+
+const config = serviceConfig();
+const log = createLogger('coordinator', config.logLevel);
+const db = openDatabase(config.databaseUrl);
+const connection = redisConnection(config.redisUrl);
+const subscriber = redisConnection(config.redisUrl);
+const opts = { connection, prefix: config.queuePrefix };
+const eventConnections = [QUEUES.fitness, QUEUES.embed, QUEUES.export].map(() =>
+  redisConnection(config.redisUrl),
+);
+const queues = Object.fromEntries(
+  ([QUEUES.fitness, QUEUES.embed, QUEUES.export] as const).map((name, i) => [
+    name,
+    {
+      queue: new Queue(name, opts),
+      events: new QueueEvents(name, { connection: eventConnections[i]!, prefix: config.queuePrefix }),
+    },
+  ]),
+) as TaskQueues;
+await Promise.all(Object.values(queues).map((q) => q.events.waitUntilReady()));
+
+const processor = new PruneProcessor({
+  db,
+  artifacts: new ArtifactClient({
+    store: new ArtifactStore(config.artifactDir),
+    apiUrl: config.apiUrl,
+    token: requireServiceToken(config),
+  }),
+  queues,
+  publish: (jobId, event) => publishJobEvent(connection, config.queuePrefix, jobId, event),
+  log,
+  workDir: join(config.artifactDir, '..', 'coordinator'),
+  masksPerTask: Number(process.env.EVOP_MASKS_PER_TASK ?? 8),
+});
+await subscriber.subscribe(channels.cancel(config.queuePrefix));
+subscriber.on('message', (_channel, jobId: string) => processor.cancel(jobId));
+
+const worker = new Worker<PruneJobData>(QUEUES.prune, processor.process, {
+  ...opts,
+  concurrency: Number(process.env.EVOP_COORDINATOR_CONCURRENCY ?? 8),
+  // A coordinator that dies loses its jobs' locks this long after; another then takes them over.
+  lockDuration: 30_000,
+  maxStalledCount: 100,
+});
+worker.on('error', (err) => log.error({ err }, 'prune worker error'));
+await worker.waitUntilReady();
+log.info('coordinator ready');
+process.stdout.write(`evop coordinator ready (pid ${process.pid})\n`);
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  processor.shutdown();
+  await worker.close();
+  for (const { queue, events } of Object.values(queues)) await Promise.all([queue.close(), events.close()]);
+  await db.$disconnect();
+  await Promise.all([connection, subscriber, ...eventConnections].map((c) => c.quit()));
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

@@ -1,0 +1,86 @@
+import { SearchOptionError } from '@evop/core';
+import { ArtifactError, CorpusError, TokenizerFileError } from '@evop/data';
+import { MaskError, ModelError } from '@evop/onnx';
+import { PipelineError } from '@evop/pipeline';
+import { DelayedError, type Job } from 'bullmq';
+import { CancelRequested, type JobRunnerDeps, runJob } from './job-runner.ts';
+
+/** Errors that are the job's input being wrong: reported as they are, never retried. */
+const INPUT_ERRORS = [
+  PipelineError,
+  SearchOptionError,
+  CorpusError,
+  TokenizerFileError,
+  ModelError,
+  MaskError,
+  ArtifactError,
+];
+
+export interface PruneJobData {
+  jobId: string;
+}
+
+/**
+ * The coordinator's processor of `prune` jobs. Job outcomes live in PostgreSQL: a failed or cancelled job
+ * completes its BullMQ job normally. A coordinator shutting down puts its jobs back in the queue, where another
+ * coordinator (or this one, restarted) resumes them from their last checkpoint.
+ */
+export class PruneProcessor {
+  private readonly running = new Map<string, AbortController>();
+  private shuttingDown = false;
+
+  constructor(private readonly deps: JobRunnerDeps) {}
+
+  /** Stops the job's search at once if it runs here (the cancel flag in PostgreSQL stops it anywhere). */
+  cancel(jobId: string): void {
+    this.running.get(jobId)?.abort(new CancelRequested());
+  }
+
+  /** Stops every job here; each goes back to the queue. */
+  shutdown(): void {
+    this.shuttingDown = true;
+    for (const controller of this.running.values()) controller.abort(new Error('coordinator shutting down'));
+  }
+
+  readonly process = async (job: Job<PruneJobData>, token?: string): Promise<void> => {
+    const { db, log } = this.deps;
+    const { jobId } = job.data;
+    const row = await db.job.findUnique({ where: { id: jobId } });
+    if (!row || ['succeeded', 'failed', 'cancelled'].includes(row.status)) return;
+    const controller = new AbortController();
+    this.running.set(jobId, controller);
+    const jobLog = log.child({ job: jobId });
+    try {
+      if (row.cancelRequested) throw new CancelRequested();
+      jobLog.info({ attempt: job.attemptsMade, resumed: row.status === 'running' }, 'job started');
+      await runJob(jobId, this.deps, controller.signal);
+      jobLog.info('job succeeded');
+    } catch (err) {
+      if (this.shuttingDown && controller.signal.aborted) {
+        jobLog.info('job handed back to the queue');
+        await job.moveToDelayed(Date.now() + 500, token);
+        throw new DelayedError();
+      }
+      const current = await db.job.findUnique({ where: { id: jobId } });
+      if (err instanceof CancelRequested || current?.cancelRequested) {
+        await this.finish(jobId, 'cancelled', null);
+        jobLog.info('job cancelled');
+        return;
+      }
+      const message = (err as Error).message;
+      if (!INPUT_ERRORS.some((type) => err instanceof type)) jobLog.error({ err }, 'job failed');
+      else jobLog.warn({ reason: message }, 'job failed on its input');
+      await this.finish(jobId, 'failed', message);
+    } finally {
+      this.running.delete(jobId);
+    }
+  };
+
+  private async finish(jobId: string, status: 'failed' | 'cancelled', error: string | null): Promise<void> {
+    const job = await this.deps.db.job.update({
+      where: { id: jobId },
+      data: { status, error, stage: null, finishedAt: new Date() },
+    });
+    await this.deps.publish(jobId, { type: 'status', status, stage: null, progress: job.progress, error });
+  }
+}

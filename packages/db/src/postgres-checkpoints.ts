@@ -1,0 +1,46 @@
+import type { GenerationRecord, SearchCheckpoint, StrategyName, StrategyState } from '@evop/core';
+import type { CheckpointStore } from '@evop/pipeline';
+import type { Database } from './database.ts';
+
+/**
+ * A job's search checkpoints as Generation rows: one per generation with its record and the strategy's whole
+ * state, so a coordinator that takes over a job continues from the last one. `onSaved` runs inside the same
+ * transaction (progress, best so far).
+ */
+export class PostgresCheckpoints implements CheckpointStore {
+  constructor(
+    private readonly db: Database,
+    private readonly jobId: string,
+    private readonly onSaved?: (
+      tx: Parameters<Parameters<Database['$transaction']>[0]>[0],
+      strategy: StrategyName,
+      record: GenerationRecord,
+    ) => Promise<void>,
+  ) {}
+
+  async load(strategy: StrategyName): Promise<SearchCheckpoint | undefined> {
+    const rows = await this.db.generation.findMany({
+      where: { jobId: this.jobId, strategy },
+      orderBy: { index: 'asc' },
+    });
+    if (rows.length === 0) return undefined;
+    return {
+      strategy: JSON.parse(rows.at(-1)!.state) as StrategyState,
+      history: rows.map((r) => JSON.parse(r.record) as GenerationRecord),
+    };
+  }
+
+  async save(strategy: StrategyName, checkpoint: SearchCheckpoint): Promise<void> {
+    const record = checkpoint.history.at(-1)!;
+    const data = { record: JSON.stringify(record), state: JSON.stringify(checkpoint.strategy) };
+    await this.db.$transaction(async (tx) => {
+      // A generation written twice (a coordinator that died after writing it) holds the same content.
+      await tx.generation.upsert({
+        where: { jobId_strategy_index: { jobId: this.jobId, strategy, index: checkpoint.history.length } },
+        create: { jobId: this.jobId, strategy, index: checkpoint.history.length, ...data },
+        update: data,
+      });
+      await this.onSaved?.(tx, strategy, record);
+    });
+  }
+}

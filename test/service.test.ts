@@ -1,0 +1,349 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Stack } from '@evop/cli';
+import { resolveDataFile } from '@evop/config';
+import { createApiKey, createTestDatabase, type TestDatabase } from '@evop/db';
+import { llama2cToOnnx, readLlama2cCheckpoint, writeModel } from '@evop/onnx';
+import type { PruneReport } from '@evop/pipeline';
+import { QUEUES, redisConnection } from '@evop/queue';
+import { Queue } from 'bullmq';
+import * as ort from 'onnxruntime-node';
+import { ServiceClient } from './service-client.ts';
+
+const data = {
+  model: resolveDataFile('stories260K-onnx-hfstyle/model.onnx'),
+  tokenizer: resolveDataFile('stories260K-onnx-hfstyle/tok512.bin'),
+  stories: resolveDataFile('tinystories-valid-sample/tinystories_val.txt'),
+  fused: resolveDataFile('onnx-ort-tiny-random-gpt2-fused/past.onnx'),
+};
+const evopBin = fileURLToPath(new URL('../bin/evop.js', import.meta.resolve('@evop/cli')));
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+// The same job as `evop prune --remove 2 --granularity sublayer --budget 60 … --seed 3 --baselines`.
+const spec = {
+  target: { units: 2 },
+  granularity: 'sublayer',
+  budget: 60,
+  calibration: 8,
+  heldOut: 8,
+  seqLen: 64,
+  seed: 3,
+  baselines: true,
+};
+
+// onnxruntime's parallel reductions round differently with another number of intra-op threads: the numbers of
+// the local run and the service's are the same to the last bit when both run with the same runtime settings.
+const RUNTIME = { EVOP_PROVIDER: 'cpu', EVOP_EVAL_THREADS: '1', EVOP_INTRA_OP_THREADS: '1' };
+
+const dir = mkdtempSync(join(tmpdir(), 'evop-service-test-'));
+const prefix = `evop-test-${randomBytes(4).toString('hex')}`;
+let t: TestDatabase;
+let stack: Stack;
+let api: ServiceClient;
+let other: ServiceClient;
+let modelId: string;
+let datasetId: string;
+
+before(async () => {
+  t = await createTestDatabase();
+  stack = await Stack.start({
+    workers: 2,
+    port: 0,
+    migrate: false,
+    dataDir: join(dir, 'stack'),
+    env: {
+      DATABASE_URL: t.url,
+      EVOP_QUEUE_PREFIX: prefix,
+      ...RUNTIME,
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+    },
+    onLine: () => {},
+  });
+  api = new ServiceClient(stack.apiUrl, (await createApiKey(t.db, 'acme')).key);
+  other = new ServiceClient(stack.apiUrl, (await createApiKey(t.db, 'other')).key);
+});
+
+after(async () => {
+  await stack?.stop();
+  const codes = await Promise.all(stack?.processes.map((p) => p.exited) ?? []);
+  const queues = Object.values(QUEUES).map(
+    (name) => new Queue(name, { connection: redisConnection(), prefix }),
+  );
+  for (const q of queues) {
+    await q.obliterate({ force: true });
+    await q.close();
+    await (await q.client).quit();
+  }
+  const redis = redisConnection();
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+  await t?.drop();
+  rmSync(dir, { recursive: true, force: true });
+  assert.deepEqual(
+    codes,
+    codes.map(() => 0),
+    'every process stopped cleanly on SIGTERM',
+  );
+});
+
+test('upload a model and a dataset; bad uploads are refused with problem+json naming the field', async () => {
+  const model = await api.upload(
+    '/v1/models',
+    { name: 'stories260K' },
+    { model: [data.model], tokenizer: [data.tokenizer] },
+  );
+  assert.equal(model.status, 201, JSON.stringify(model.json));
+  assert.equal(model.headers.get('location'), `/v1/models/${model.json.id}`);
+  assert.equal(model.json.layers, 5);
+  modelId = model.json.id;
+  const detail = await api.request('GET', `/v1/models/${modelId}`);
+  assert.equal(detail.json.units.sublayer.length, 10);
+
+  const dataset = await api.upload('/v1/datasets', { name: 'tinystories' }, { file: [data.stories] });
+  assert.equal(dataset.status, 201, JSON.stringify(dataset.json));
+  assert.ok(dataset.json.documents > 100);
+  datasetId = dataset.json.id;
+
+  const garbage = join(dir, 'garbage.onnx');
+  writeFileSync(garbage, randomBytes(4096));
+  const bad = await api.upload(
+    '/v1/models',
+    { name: 'x' },
+    { model: [garbage], tokenizer: [data.tokenizer] },
+  );
+  assert.equal(bad.status, 422);
+  assert.match(bad.type, /application\/problem\+json/);
+  assert.match(bad.json.detail, /^model: /);
+  const fused = await api.upload(
+    '/v1/models',
+    { name: 'gpt2' },
+    { model: [data.fused], tokenizer: [data.tokenizer] },
+  );
+  assert.equal(fused.status, 422);
+  assert.match(fused.json.detail, /^model: .*fused/i);
+  const noTokenizer = await api.upload('/v1/models', { name: 'x' }, { model: [data.model] });
+  assert.equal(noTokenizer.status, 422);
+  assert.match(noTokenizer.json.detail, /^tokenizer: /);
+  assert.equal((await api.request('POST', '/v1/models', { name: 'x' })).status, 415);
+  assert.equal(
+    (await api.request('GET', '/v1/models')).json.models.length,
+    1,
+    'nothing of the refused uploads is listed',
+  );
+});
+
+test('a job runs queued → running → succeeded on two workers and equals `evop prune` with the same spec and seed', async () => {
+  const submitted = await api.request(
+    'POST',
+    '/v1/jobs',
+    { modelId, datasetId, spec },
+    { 'idempotency-key': 'job-1' },
+  );
+  assert.equal(submitted.status, 202, JSON.stringify(submitted.json));
+  assert.equal(submitted.json.status, 'queued');
+  const id = submitted.json.id as string;
+  assert.equal(submitted.headers.get('location'), `/v1/jobs/${id}`);
+  const again = await api.request(
+    'POST',
+    '/v1/jobs',
+    { modelId, datasetId, spec },
+    { 'idempotency-key': 'job-1' },
+  );
+  assert.equal(again.json.id, id, 'the same Idempotency-Key returns the same job');
+  const conflict = await api.request(
+    'POST',
+    '/v1/jobs',
+    { modelId, datasetId, spec: { ...spec, seed: 4 } },
+    { 'idempotency-key': 'job-1' },
+  );
+  assert.equal(conflict.status, 409);
+
+  const statuses = new Set<string>();
+  const events = await api.events(`/v1/jobs/${id}/events`, (e) => {
+    if (e.event === 'status') statuses.add((e.data as { status: string }).status);
+  });
+  const job = await api.waitFor(id, (j) => j.status !== 'running' && j.status !== 'queued');
+  assert.equal(job.status, 'succeeded', String(job.error));
+  assert.ok(statuses.has('running') && statuses.has('succeeded'), [...statuses].join(', '));
+
+  const report = (await api.request('GET', `/v1/jobs/${id}/report.json`)).json as PruneReport;
+  const generations = (await api.request('GET', `/v1/jobs/${id}/generations`)).json.generations;
+  const generationEvents = events.filter((e) => e.event === 'generation');
+  assert.equal(generationEvents.length, generations.length, 'one SSE event per generation');
+  assert.equal(new Set(generationEvents.map((e) => e.id)).size, generationEvents.length);
+  assert.equal(
+    generations.length,
+    report.searches.reduce((n, s) => n + s.history.length, 0),
+  );
+
+  // The same run in one process.
+  const out = join(dir, 'local');
+  await promisify(execFile)(
+    process.execPath,
+    [
+      evopBin,
+      'prune',
+      '--model',
+      data.model,
+      '--tokenizer',
+      data.tokenizer,
+      '--data',
+      data.stories,
+      '--remove',
+      '2',
+      '--granularity',
+      'sublayer',
+      '--budget',
+      '60',
+      '--calibration',
+      '8',
+      '--held-out',
+      '8',
+      '--seq-len',
+      '64',
+      '--seed',
+      '3',
+      '--baselines',
+      '--quiet',
+      '--out',
+      out,
+    ],
+    { env: { ...process.env, ...RUNTIME } },
+  );
+  const local = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as PruneReport;
+  assert.equal(report.result.mask, local.result.mask);
+  assert.deepEqual(report.calibration, local.calibration);
+  assert.deepEqual(report.influence, local.influence);
+  assert.deepEqual(
+    report.searches.map((s) => [s.strategy, s.best, s.history]),
+    local.searches.map((s) => [s.strategy, s.best, s.history]),
+  );
+  assert.deepEqual(
+    report.table.map((r) => [r.method, r.mask, r.perplexity, r.evaluations, r.params]),
+    local.table.map((r) => [r.method, r.mask, r.perplexity, r.evaluations, r.params]),
+  );
+
+  // The download is the file `evop prune` writes, and it runs in plain onnxruntime.
+  const download = await fetch(
+    `${stack.apiUrl}${job.result && (job.result as { links: { model: string } }).links.model}`,
+    {
+      headers: { authorization: `Bearer ${api.key}` },
+    },
+  );
+  assert.equal(download.status, 200);
+  const bytes = new Uint8Array(await download.arrayBuffer());
+  assert.equal(sha256(bytes), sha256(readFileSync(join(out, 'model.onnx'))));
+  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+  assert.ok(session.inputNames.includes('input_ids'));
+  const html = await fetch(`${stack.apiUrl}/v1/jobs/${id}/report.html`, {
+    headers: { authorization: `Bearer ${api.key}` },
+  });
+  assert.match(await html.text(), /new Chart\(/);
+
+  const workers = (await api.request('GET', '/v1/workers')).json.workers as {
+    tasks: Record<string, number>;
+  }[];
+  assert.equal(workers.length, 2);
+  assert.ok(
+    workers.every((w) => (w.tasks.fitness ?? 0) > 0),
+    'both workers evaluated masks',
+  );
+});
+
+test('a second identical job is served from the fitness cache', async () => {
+  const submitted = await api.request('POST', '/v1/jobs', { modelId, datasetId, spec });
+  const job = await api.waitFor(submitted.json.id, (j) => j.status !== 'running' && j.status !== 'queued');
+  assert.equal(job.status, 'succeeded', String(job.error));
+  const report = (await api.request('GET', `/v1/jobs/${submitted.json.id}/report.json`)).json as PruneReport;
+  const last = report.searches.map((s) => s.history.at(-1)!);
+  const hits = last.reduce((n, r) => n + r.cacheHits, 0);
+  const evaluations = last.reduce((n, r) => n + r.evaluations, 0);
+  process.stdout.write(`# second job: ${hits} of ${evaluations} evaluations from the fitness cache\n`);
+  assert.equal(hits, evaluations, 'every mask was measured by the first job');
+});
+
+test('cancel stops a running job within one generation and removes its waiting tasks', async () => {
+  const deep = join(dir, 'deep16.onnx');
+  writeModel(
+    llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile('stories-deep16/stories-deep16.bin'))),
+    deep,
+  );
+  const model = await api.upload(
+    '/v1/models',
+    { name: 'deep16' },
+    { model: [deep], tokenizer: [data.tokenizer] },
+  );
+  assert.equal(model.status, 201, JSON.stringify(model.json));
+  const long = { target: { units: 6 }, budget: 100_000, calibration: 8, heldOut: 8, seqLen: 64, seed: 1 };
+  const submitted = await api.request('POST', '/v1/jobs', { modelId: model.json.id, datasetId, spec: long });
+  const id = submitted.json.id as string;
+  let atCancel = -1;
+  const cancelled = api.events(`/v1/jobs/${id}/events`, (e) => {
+    if (e.event !== 'generation' || atCancel >= 0) return;
+    atCancel = 0; // the first generation has been checkpointed: cancel now
+    api.request('POST', `/v1/jobs/${id}/cancel`).then(async (r) => {
+      assert.equal(r.status, 202);
+      atCancel = (await api.request('GET', `/v1/jobs/${id}/generations`)).json.generations.length;
+    });
+  });
+  const events = await cancelled;
+  const job = await api.waitFor(
+    id,
+    (j) => j.status === 'cancelled' || j.status === 'failed' || j.status === 'succeeded',
+  );
+  assert.equal(job.status, 'cancelled');
+  assert.equal((events.at(-1)!.data as { status: string }).status, 'cancelled');
+  const after = (await api.request('GET', `/v1/jobs/${id}/generations`)).json.generations.length;
+  assert.ok(after <= atCancel + 1, `${after} generations after cancelling at ${atCancel}`);
+  const fitness = new Queue(QUEUES.fitness, { connection: redisConnection(), prefix });
+  const waiting = (await fitness.getWaiting()).filter((j) => j.data.jobId === id);
+  await fitness.close();
+  await (await fitness.client).quit();
+  assert.equal(waiting.length, 0, 'no task of the cancelled job is left waiting');
+  assert.equal((await api.request('POST', `/v1/jobs/${id}/cancel`)).status, 409);
+});
+
+test('bad job input is answered 4xx problem+json naming the field; keys and tenants are enforced', async () => {
+  const cases: [unknown, number, RegExp][] = [
+    [{ modelId, datasetId, spec: { ...spec, target: { units: 0 } } }, 400, /^spec\.target/],
+    [{ modelId, datasetId, spec: { ...spec, budget: 'many' } }, 400, /^spec\.budget/],
+    [{ modelId, datasetId, spec: { ...spec, strategy: 'magic' } }, 400, /^spec\.strategy/],
+    [{ modelId, datasetId, spec: { ...spec, target: { units: 10 } } }, 422, /^spec\.target/],
+    [{ modelId: '00000000-0000-4000-8000-000000000000', datasetId, spec }, 422, /^modelId/],
+    [{ datasetId, spec }, 400, /^modelId/],
+  ];
+  for (const [body, status, detail] of cases) {
+    const r = await api.request('POST', '/v1/jobs', body);
+    assert.equal(r.status, status, JSON.stringify(r.json));
+    assert.match(r.type, /application\/problem\+json/);
+    assert.match(r.json.detail, detail);
+  }
+  const jobs = (await api.request('GET', '/v1/jobs')).json.jobs as { id: string }[];
+  const unauthenticated = await fetch(`${stack.apiUrl}/v1/jobs`);
+  assert.equal(unauthenticated.status, 401);
+  assert.equal((await new ServiceClient(stack.apiUrl, 'evop_wrong').request('GET', '/v1/jobs')).status, 401);
+  assert.equal(
+    (await other.request('GET', `/v1/jobs/${jobs[0]!.id}`)).status,
+    404,
+    "another tenant's job is not found",
+  );
+  assert.equal((await other.request('GET', `/v1/models/${modelId}`)).status, 404);
+  assert.equal((await other.request('GET', '/v1/jobs')).json.jobs.length, 0);
+  assert.equal((await fetch(`${stack.apiUrl}/internal/artifacts/${'0'.repeat(64)}`)).status, 401);
+  assert.equal((await fetch(`${stack.apiUrl}/healthz`)).status, 200);
+  assert.equal((await fetch(`${stack.apiUrl}/readyz`)).status, 200);
+  assert.match(await (await fetch(`${stack.apiUrl}/metrics`)).text(), /evop_jobs\{status="succeeded"\} 2/);
+  const openapi = (await (await fetch(`${stack.apiUrl}/docs/json`)).json()) as {
+    paths: Record<string, Record<string, unknown>>;
+  };
+  assert.ok(openapi.paths['/v1/jobs']?.post, 'the OpenAPI document describes the routes');
+});
