@@ -6,7 +6,11 @@ import { balancedOrder, type Calibration, prefixLength, splitWindows } from '../
 test('the search windows are ordered so that every fidelity prefix is balanced over the clusters', () => {
   const clusters = [0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 3];
   const order = balancedOrder(clusters);
-  assert.deepEqual([...order].sort((a, b) => a - b), clusters.map((_, i) => i), 'a permutation');
+  assert.deepEqual(
+    [...order].sort((a, b) => a - b),
+    clusters.map((_, i) => i),
+    'a permutation',
+  );
   for (let n = 1; n <= order.length; n++) {
     const counts = [0, 1, 2, 3].map((c) => order.slice(0, n).filter((i) => clusters[i] === c).length);
     const available = [0, 1, 2, 3].map((c) => clusters.filter((x) => x === c).length);
@@ -17,7 +21,10 @@ test('the search windows are ordered so that every fidelity prefix is balanced o
 });
 
 test('splitWindows gives the calibration windows in balanced order and the held-out windows, with their clusters', () => {
-  const pool = new TokenWindows(2, Int32Array.from({ length: 20 }, (_, i) => i));
+  const pool = new TokenWindows(
+    2,
+    Int32Array.from({ length: 20 }, (_, i) => i),
+  );
   const calibration: Calibration = {
     sampling: 'ccds',
     assignments: [0, 1, 0, 1, 2, 2, 0, 1, 2, 0],
