@@ -42,6 +42,36 @@ const spec = {
 // the local run and the service's are the same to the last bit when both run with the same runtime settings.
 const RUNTIME = { EVOP_PROVIDER: 'cpu', EVOP_EVAL_THREADS: '1', EVOP_INTRA_OP_THREADS: '1' };
 
+/** `evop prune` with the test's spec on the same files, in its own process; returns its report. */
+async function evopPrune(out: string, extra: string[]): Promise<PruneReport> {
+  const args = ['--remove', '2', '--granularity', 'sublayer', '--budget', '60', '--calibration', '8'];
+  await promisify(execFile)(
+    process.execPath,
+    [
+      evopBin,
+      'prune',
+      '--model',
+      data.model,
+      '--tokenizer',
+      data.tokenizer,
+      '--data',
+      data.stories,
+      ...args,
+      '--held-out',
+      '8',
+      '--seq-len',
+      '64',
+      '--quiet',
+      '--out',
+      out,
+      ...extra,
+    ],
+    { env: { ...process.env, ...RUNTIME } },
+  );
+  return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as PruneReport;
+}
+
+const killed = new Set<string>();
 const dir = mkdtempSync(join(tmpdir(), 'evop-service-test-'));
 const prefix = `evop-test-${randomBytes(4).toString('hex')}`;
 let t: TestDatabase;
@@ -62,6 +92,7 @@ before(async () => {
       DATABASE_URL: t.url,
       EVOP_QUEUE_PREFIX: prefix,
       ...RUNTIME,
+      EVOP_COORDINATOR_LOCK_MS: '3000',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
     },
@@ -73,7 +104,9 @@ before(async () => {
 
 after(async () => {
   await stack?.stop();
-  const codes = await Promise.all(stack?.processes.map((p) => p.exited) ?? []);
+  const codes = await Promise.all(
+    stack?.processes.filter((p) => !killed.has(p.name)).map((p) => p.exited) ?? [],
+  );
   const queues = Object.values(QUEUES).map(
     (name) => new Queue(name, { connection: redisConnection(), prefix }),
   );
@@ -187,39 +220,7 @@ test('a job runs queued → running → succeeded on two workers and equals `evo
 
   // The same run in one process.
   const out = join(dir, 'local');
-  await promisify(execFile)(
-    process.execPath,
-    [
-      evopBin,
-      'prune',
-      '--model',
-      data.model,
-      '--tokenizer',
-      data.tokenizer,
-      '--data',
-      data.stories,
-      '--remove',
-      '2',
-      '--granularity',
-      'sublayer',
-      '--budget',
-      '60',
-      '--calibration',
-      '8',
-      '--held-out',
-      '8',
-      '--seq-len',
-      '64',
-      '--seed',
-      '3',
-      '--baselines',
-      '--quiet',
-      '--out',
-      out,
-    ],
-    { env: { ...process.env, ...RUNTIME } },
-  );
-  const local = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as PruneReport;
+  const local = await evopPrune(out, ['--seed', '3', '--baselines']);
   assert.equal(report.result.mask, local.result.mask);
   assert.deepEqual(report.calibration, local.calibration);
   assert.deepEqual(report.influence, local.influence);
@@ -269,6 +270,32 @@ test('a second identical job is served from the fitness cache', async () => {
   const evaluations = last.reduce((n, r) => n + r.evaluations, 0);
   process.stdout.write(`# second job: ${hits} of ${evaluations} evaluations from the fitness cache\n`);
   assert.equal(hits, evaluations, 'every mask was measured by the first job');
+});
+
+test('a job whose coordinator is killed is finished by another, with the history of an uninterrupted run', async () => {
+  const resumedSpec = { ...spec, seed: 11, baselines: false };
+  const submitted = await api.request('POST', '/v1/jobs', { modelId, datasetId, spec: resumedSpec });
+  const id = submitted.json.id as string;
+  let taken: Promise<unknown> | undefined;
+  const streamed = api.events(`/v1/jobs/${id}/events`, (e) => {
+    if (e.event !== 'generation' || taken) return;
+    const coordinator = stack.processes.find((p) => p.role === 'coordinator' && !killed.has(p.name))!;
+    killed.add(coordinator.name);
+    coordinator.child.kill('SIGKILL');
+    taken = coordinator.exited.then(() => stack.addCoordinator('coordinator-2'));
+  });
+  const job = await api.waitFor(id, (j) => j.status === 'succeeded' || j.status === 'failed', 300_000);
+  await taken;
+  await streamed;
+  assert.equal(job.status, 'succeeded', String(job.error));
+  const report = (await api.request('GET', `/v1/jobs/${id}/report.json`)).json as PruneReport;
+  const local = await evopPrune(join(dir, 'local-11'), ['--seed', '11']);
+  assert.equal(report.result.mask, local.result.mask);
+  assert.deepEqual(
+    report.searches[0]!.history,
+    local.searches[0]!.history,
+    'nothing lost, nothing counted twice',
+  );
 });
 
 test('cancel stops a running job within one generation and removes its waiting tasks', async () => {
@@ -341,7 +368,13 @@ test('bad job input is answered 4xx problem+json naming the field; keys and tena
   assert.equal((await fetch(`${stack.apiUrl}/internal/artifacts/${'0'.repeat(64)}`)).status, 401);
   assert.equal((await fetch(`${stack.apiUrl}/healthz`)).status, 200);
   assert.equal((await fetch(`${stack.apiUrl}/readyz`)).status, 200);
-  assert.match(await (await fetch(`${stack.apiUrl}/metrics`)).text(), /evop_jobs\{status="succeeded"\} 2/);
+  const succeeded = (await api.request('GET', '/v1/jobs?status=succeeded')).json.jobs.length;
+  assert.ok(succeeded >= 3);
+  assert.ok(
+    (await (await fetch(`${stack.apiUrl}/metrics`)).text()).includes(
+      `evop_jobs{status="succeeded"} ${succeeded}`,
+    ),
+  );
   const openapi = (await (await fetch(`${stack.apiUrl}/docs/json`)).json()) as {
     paths: Record<string, Record<string, unknown>>;
   };

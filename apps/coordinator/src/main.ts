@@ -4,7 +4,7 @@
  * is taken over by another when its lock expires. Cancellation arrives on a Redis channel and through the job's
  * flag in PostgreSQL. SIGTERM / SIGINT hand running jobs back to the queue and exit 0.
  * Environment: .env.example (DATABASE_URL, REDIS_URL, EVOP_API_URL, EVOP_SERVICE_TOKEN, EVOP_ARTIFACT_DIR,
- * EVOP_QUEUE_PREFIX, EVOP_COORDINATOR_CONCURRENCY).
+ * EVOP_QUEUE_PREFIX, EVOP_COORDINATOR_CONCURRENCY, EVOP_COORDINATOR_LOCK_MS).
  */
 import { join } from 'node:path';
 import { createLogger, requireServiceToken, serviceConfig } from '@evop/config';
@@ -16,6 +16,7 @@ import type { TaskQueues } from './job-runner.ts';
 import { type PruneJobData, PruneProcessor } from './prune-processor.ts';
 
 const config = serviceConfig();
+const lockMs = Number(process.env.EVOP_COORDINATOR_LOCK_MS ?? 30_000);
 const log = createLogger('coordinator', config.logLevel);
 const db = openDatabase(config.databaseUrl);
 const connection = redisConnection(config.redisUrl);
@@ -55,7 +56,8 @@ const worker = new Worker<PruneJobData>(QUEUES.prune, processor.process, {
   ...opts,
   concurrency: Number(process.env.EVOP_COORDINATOR_CONCURRENCY ?? 8),
   // A coordinator that dies loses its jobs' locks this long after; another then takes them over.
-  lockDuration: 30_000,
+  lockDuration: lockMs,
+  stalledInterval: lockMs,
   maxStalledCount: 100,
 });
 worker.on('error', (err) => log.error({ err }, 'prune worker error'));
