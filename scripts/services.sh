@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL and Redis answer on 127.0.0.1 (ports from PGPORT / REDIS_PORT, defaults 5432 / 6379):
-# installs them from Debian's packages when absent and starts whichever is not running. Safe to run again.
+# installs them (and Chromium, for the browser tests) from Debian's packages when absent and starts whichever is not
+# running. Safe to run again.
 set -euo pipefail
 
 PGPORT=${PGPORT:-5432}
@@ -11,6 +12,8 @@ SUDO=""
 missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The dashboard's end-to-end test drives Debian's Chromium (EVOP_CHROMIUM to use another).
+[ -n "${EVOP_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "services: installing ${missing[*]}"
   $SUDO apt-get update -qq

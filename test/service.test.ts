@@ -1,28 +1,22 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Stack } from '@evop/cli';
+import type { Stack } from '@evop/cli';
 import { resolveDataFile } from '@evop/config';
-import { createApiKey, createTestDatabase, type TestDatabase } from '@evop/db';
 import { llama2cToOnnx, readLlama2cCheckpoint, writeModel } from '@evop/onnx';
 import type { PruneReport } from '@evop/pipeline';
 import { QUEUES, redisConnection } from '@evop/queue';
 import { Queue } from 'bullmq';
 import * as ort from 'onnxruntime-node';
 import { ServiceClient } from './service-client.ts';
+import { data, RUNTIME, type Service, startService } from './service-fixture.ts';
 
-const data = {
-  model: resolveDataFile('stories260K-onnx-hfstyle/model.onnx'),
-  tokenizer: resolveDataFile('stories260K-onnx-hfstyle/tok512.bin'),
-  stories: resolveDataFile('tinystories-valid-sample/tinystories_val.txt'),
-  fused: resolveDataFile('onnx-ort-tiny-random-gpt2-fused/past.onnx'),
-};
+const fusedExport = resolveDataFile('onnx-ort-tiny-random-gpt2-fused/past.onnx');
 const evopBin = fileURLToPath(new URL('../bin/evop.js', import.meta.resolve('@evop/cli')));
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -37,10 +31,6 @@ const spec = {
   seed: 3,
   baselines: true,
 };
-
-// onnxruntime's parallel reductions round differently with another number of intra-op threads: the numbers of
-// the local run and the service's are the same to the last bit when both run with the same runtime settings.
-const RUNTIME = { EVOP_PROVIDER: 'cpu', EVOP_EVAL_THREADS: '1', EVOP_INTRA_OP_THREADS: '1' };
 
 /** `evop prune` with the test's spec on the same files, in its own process; returns its report. */
 async function evopPrune(out: string, extra: string[]): Promise<PruneReport> {
@@ -71,62 +61,24 @@ async function evopPrune(out: string, extra: string[]): Promise<PruneReport> {
   return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as PruneReport;
 }
 
-const killed = new Set<string>();
-const dir = mkdtempSync(join(tmpdir(), 'evop-service-test-'));
-const prefix = `evop-test-${randomBytes(4).toString('hex')}`;
-let t: TestDatabase;
+let service: Service;
 let stack: Stack;
+let dir: string;
+let prefix: string;
+let killed: Set<string>;
 let api: ServiceClient;
 let other: ServiceClient;
 let modelId: string;
 let datasetId: string;
 
 before(async () => {
-  t = await createTestDatabase();
-  stack = await Stack.start({
-    workers: 2,
-    port: 0,
-    migrate: false,
-    dataDir: join(dir, 'stack'),
-    env: {
-      DATABASE_URL: t.url,
-      EVOP_QUEUE_PREFIX: prefix,
-      ...RUNTIME,
-      EVOP_COORDINATOR_LOCK_MS: '3000',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-    },
-    onLine: () => {},
-  });
-  api = new ServiceClient(stack.apiUrl, (await createApiKey(t.db, 'acme')).key);
-  other = new ServiceClient(stack.apiUrl, (await createApiKey(t.db, 'other')).key);
+  service = await startService(2);
+  ({ stack, dir, prefix, killed } = service);
+  api = await service.client('acme');
+  other = await service.client('other');
 });
 
-after(async () => {
-  await stack?.stop();
-  const codes = await Promise.all(
-    stack?.processes.filter((p) => !killed.has(p.name)).map((p) => p.exited) ?? [],
-  );
-  const queues = Object.values(QUEUES).map(
-    (name) => new Queue(name, { connection: redisConnection(), prefix }),
-  );
-  for (const q of queues) {
-    await q.obliterate({ force: true });
-    await q.close();
-    await (await q.client).quit();
-  }
-  const redis = redisConnection();
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-  await t?.drop();
-  rmSync(dir, { recursive: true, force: true });
-  assert.deepEqual(
-    codes,
-    codes.map(() => 0),
-    'every process stopped cleanly on SIGTERM',
-  );
-});
+after(() => service?.close());
 
 test('upload a model and a dataset; bad uploads are refused with problem+json naming the field', async () => {
   const model = await api.upload(
@@ -159,7 +111,7 @@ test('upload a model and a dataset; bad uploads are refused with problem+json na
   const fused = await api.upload(
     '/v1/models',
     { name: 'gpt2' },
-    { model: [data.fused], tokenizer: [data.tokenizer] },
+    { model: [fusedExport], tokenizer: [data.tokenizer] },
   );
   assert.equal(fused.status, 422);
   assert.match(fused.json.detail, /^model: .*fused/i);

@@ -10,6 +10,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { authentication } from './auth.ts';
+import { dashboard } from './dashboard.ts';
 import type { ApiDeps } from './deps.ts';
 import { ApiError, problemHandler } from './problem.ts';
 import { artifactRoutes } from './routes/artifacts.ts';
@@ -26,9 +27,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   problemHandler(app);
-  // The docs are public; authentication only guards routes that ask for a key.
+  // The docs and the dashboard's files are public; the dashboard's calls carry the user's key.
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), auth: 'public' };
+    if (route.url === '/' || route.url.startsWith('/docs') || route.url.startsWith('/ui/'))
+      route.config = { ...(route.config ?? {}), auth: 'public' };
   });
   await app.register(swagger, {
     openapi: {
@@ -72,5 +74,6 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     workerRoutes,
   ])
     await app.register(routes(deps));
+  await dashboard(app);
   return app;
 }

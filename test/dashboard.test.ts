@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { resolveDataFile } from '@evop/config';
+import { llama2cToOnnx, readLlama2cCheckpoint, writeModel } from '@evop/onnx';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import type { ServiceClient } from './service-client.ts';
+import { data, type Service, startService, uploadFixtures } from './service-fixture.ts';
+
+// Screenshots of every state, kept as test artefacts (gitignored).
+const shots = fileURLToPath(new URL('./artifacts/', import.meta.url));
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+let service: Service;
+let api: ServiceClient;
+let browser: Browser;
+let page: Page;
+let ids: { modelId: string; datasetId: string };
+const consoleErrors: string[] = [];
+
+before(async () => {
+  mkdirSync(shots, { recursive: true });
+  service = await startService(1);
+  api = await service.client('acme');
+  ids = await uploadFixtures(api);
+  browser = await chromium.launch({
+    executablePath: process.env.EVOP_CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(e.message));
+});
+
+after(async () => {
+  await browser?.close();
+  await service?.close();
+});
+
+async function signIn(key: string) {
+  await page.goto(`${service.stack.apiUrl}/`);
+  await page.fill('input[name=key]', key);
+  await page.click('#sign-in button[type=submit]');
+  await page.waitForSelector('h1:text("Jobs")');
+}
+
+test('a new tenant sees empty lists; a refused key is said so', async () => {
+  await page.goto(`${service.stack.apiUrl}/`);
+  await page.fill('input[name=key]', 'evop_not-a-key');
+  await page.click('#sign-in button[type=submit]');
+  await page.waitForSelector('text=That API key was refused.');
+  await signIn((await service.client('newcomer')).key);
+  await page.waitForSelector('text=No jobs yet');
+  await page.screenshot({ path: join(shots, 'empty-jobs.png') });
+  await page.click('nav a:text("Models")');
+  await page.waitForSelector('text=No models yet');
+  await page.click('nav a:text("Datasets")');
+  await page.waitForSelector('text=No datasets yet');
+  await page.click('nav a:text("Workers")');
+  await page.waitForSelector('#workers td:text("worker-1")');
+  await page.click('#sign-out');
+  await page.waitForSelector('h1:text("Sign in")');
+  assert.deepEqual(consoleErrors.splice(0), [
+    'Failed to load resource: the server responded with a status of 401 (Unauthorized)',
+  ]);
+});
+
+test('submit a job, watch the chart gain points while it runs, then see the final table', async () => {
+  await signIn(api.key);
+  await page.selectOption('select[name=granularity]', 'sublayer');
+  for (const [name, value] of Object.entries({
+    budget: 150,
+    calibration: 8,
+    heldOut: 8,
+    seqLen: 64,
+    seed: 5,
+  }))
+    await page.fill(`input[name=${name}]`, String(value));
+  await page.click('#submit button[type=submit]');
+  await page.waitForSelector('h1:text("Job")');
+  const seen: number[] = [];
+  for (;;) {
+    const points = Number(await page.getAttribute('#chart', 'data-points'));
+    if ((await page.$('#result')) !== null) break;
+    if (points > 0 && points !== seen.at(-1)) seen.push(points);
+    if (seen.length === 2) await page.screenshot({ path: join(shots, 'job-running.png') });
+    await page.waitForTimeout(100);
+  }
+  assert.ok(seen.length >= 2, `the chart grew while the job ran: ${seen.join(' → ')}`);
+  await page.waitForSelector('#result');
+  const methods = await page.$$eval('#result tr td:first-child', (cells) => cells.map((c) => c.textContent));
+  assert.deepEqual(methods, ['dense', 'evop']);
+  const heatRows = await page.$$eval('#heat tr', (rows) => rows.length);
+  assert.equal(heatRows, 10, 'one heatmap row per sub-block');
+  assert.ok(Number(await page.getAttribute('#chart', 'data-points')) >= seen.at(-1)!);
+  await page.screenshot({ path: join(shots, 'job-succeeded.png'), fullPage: true });
+  await page.click('nav a:text("Jobs")');
+  await page.waitForSelector('#jobs .status.succeeded');
+  await page.click('nav a:text("Models")');
+  await page.click('#models a:text("stories260K")');
+  await page.waitForSelector('#units td:text("mlp4")');
+  assert.deepEqual(consoleErrors.splice(0), [], 'no console errors');
+});
+
+test('a failed job shows its error, a cancelled one says so, and a lost connection is shown', async () => {
+  const tiny = join(service.dir, 'tiny.txt');
+  writeFileSync(tiny, 'Once upon a time.\n\nThe end.\n');
+  const small = await api.upload('/v1/datasets', { name: 'tiny' }, { file: [tiny] });
+  const spec = { target: { units: 2 }, calibration: 8, heldOut: 8, seqLen: 64 };
+  const failing = await api.request('POST', '/v1/jobs', {
+    modelId: ids.modelId,
+    datasetId: small.json.id,
+    spec,
+  });
+  await api.waitFor(failing.json.id, (j) => j.status === 'failed');
+  await page.goto(`${service.stack.apiUrl}/ui/#/jobs/${failing.json.id}`);
+  await page.waitForSelector('#job-error:has-text("data: the corpora give")');
+  await page.screenshot({ path: join(shots, 'job-failed.png') });
+
+  const deep = join(service.dir, 'deep16.onnx');
+  writeModel(
+    llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile('stories-deep16/stories-deep16.bin'))),
+    deep,
+  );
+  const model = await api.upload(
+    '/v1/models',
+    { name: 'deep16' },
+    { model: [deep], tokenizer: [data.tokenizer] },
+  );
+  const long = await api.request('POST', '/v1/jobs', {
+    modelId: model.json.id,
+    datasetId: ids.datasetId,
+    spec: { ...spec, target: { units: 6 }, budget: 100_000 },
+  });
+  const id = long.json.id as string;
+  await page.route('**/events', (route) => route.abort('connectionfailed'));
+  await page.goto(`${service.stack.apiUrl}/ui/#/jobs/${id}`);
+  await page.waitForSelector('#banner:has-text("Connection to the live updates lost")');
+  await page.screenshot({ path: join(shots, 'connection-lost.png') });
+  await page.unroute('**/events');
+  await page.waitForSelector('#banner', { state: 'hidden', timeout: 30_000 });
+  consoleErrors.splice(0); // the refused connections of the lost-connection state
+
+  await page.click('#cancel');
+  await page.waitForSelector('#job-cancelled', { timeout: 120_000 });
+  await page.screenshot({ path: join(shots, 'job-cancelled.png') });
+  await page.click('nav a:text("Jobs")');
+  await page.waitForSelector('#jobs .status.cancelled');
+  await page.waitForSelector('#jobs .status.failed');
+  assert.deepEqual(consoleErrors.splice(0), [], 'no console errors');
+});

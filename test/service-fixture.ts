@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Stack } from '@evop/cli';
+import { resolveDataFile } from '@evop/config';
+import { createApiKey, createTestDatabase, type TestDatabase } from '@evop/db';
+import { QUEUES, redisConnection } from '@evop/queue';
+import { Queue } from 'bullmq';
+import { ServiceClient } from './service-client.ts';
+
+export const data = {
+  model: resolveDataFile('stories260K-onnx-hfstyle/model.onnx'),
+  tokenizer: resolveDataFile('stories260K-onnx-hfstyle/tok512.bin'),
+  stories: resolveDataFile('tinystories-valid-sample/tinystories_val.txt'),
+};
+
+// onnxruntime's parallel reductions round differently with another number of intra-op threads: the numbers of
+// a local run and the service's are the same to the last bit when both run with the same runtime settings.
+export const RUNTIME = { EVOP_PROVIDER: 'cpu', EVOP_EVAL_THREADS: '1', EVOP_INTRA_OP_THREADS: '1' };
+
+export interface Service {
+  dir: string;
+  db: TestDatabase;
+  stack: Stack;
+  prefix: string;
+  /** A client with a new API key of `tenant`. */
+  client(tenant: string): Promise<ServiceClient>;
+  /** Names of processes a test killed on purpose (their exit code is not checked). */
+  killed: Set<string>;
+  /** Stops every process (asserting each exited 0 on SIGTERM), removes the queues, the keys and the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * The service as separate processes (api, coordinator, workers) on a database and a Redis key prefix of the
+ * test's own.
+ */
+export async function startService(workers: number): Promise<Service> {
+  const dir = mkdtempSync(join(tmpdir(), 'evop-service-test-'));
+  const prefix = `evop-test-${randomBytes(4).toString('hex')}`;
+  const db = await createTestDatabase();
+  const stack = await Stack.start({
+    workers,
+    port: 0,
+    migrate: false,
+    dataDir: join(dir, 'stack'),
+    env: {
+      DATABASE_URL: db.url,
+      EVOP_QUEUE_PREFIX: prefix,
+      ...RUNTIME,
+      EVOP_COORDINATOR_LOCK_MS: '3000',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+    },
+    onLine: () => {},
+  });
+  const killed = new Set<string>();
+  return {
+    dir,
+    db,
+    stack,
+    prefix,
+    killed,
+    client: async (tenant) => new ServiceClient(stack.apiUrl, (await createApiKey(db.db, tenant)).key),
+    async close() {
+      await stack.stop();
+      const codes = await Promise.all(
+        stack.processes.filter((p) => !killed.has(p.name)).map((p) => p.exited),
+      );
+      for (const name of Object.values(QUEUES)) {
+        const connection = redisConnection();
+        const q = new Queue(name, { connection, prefix });
+        await q.obliterate({ force: true });
+        await q.close();
+        await connection.quit();
+      }
+      const redis = redisConnection();
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      await redis.quit();
+      await db.drop();
+      rmSync(dir, { recursive: true, force: true });
+      assert.deepEqual(
+        codes,
+        codes.map(() => 0),
+        'every process stopped cleanly on SIGTERM',
+      );
+    },
+  };
+}
+
+/** The stories260K model and the TinyStories sample, uploaded. */
+export async function uploadFixtures(api: ServiceClient): Promise<{ modelId: string; datasetId: string }> {
+  const model = await api.upload(
+    '/v1/models',
+    { name: 'stories260K' },
+    { model: [data.model], tokenizer: [data.tokenizer] },
+  );
+  assert.equal(model.status, 201, JSON.stringify(model.json));
+  const dataset = await api.upload('/v1/datasets', { name: 'tinystories' }, { file: [data.stories] });
+  assert.equal(dataset.status, 201, JSON.stringify(dataset.json));
+  return { modelId: model.json.id, datasetId: dataset.json.id };
+}
