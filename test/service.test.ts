@@ -124,6 +124,9 @@ test('upload a model and a dataset; bad uploads are refused with problem+json na
     1,
     'nothing of the refused uploads is listed',
   );
+  const kinds = new Set((await service.db.db.artifact.findMany()).map((a) => a.kind));
+  for (const kind of ['model', 'tokenizer', 'manifest', 'file'])
+    assert.ok(kinds.has(kind), `${kind} artifacts recorded`);
 });
 
 test('a job runs queued → running → succeeded on two workers and equals `evop prune` with the same spec and seed', async () => {

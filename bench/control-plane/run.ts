@@ -36,6 +36,7 @@ const children: ChildProcess[] = [];
 const connections = [redisConnection(), redisConnection()];
 const queue = new Queue(QUEUES.fitness, { connection: connections[0]!, prefix });
 const events = new QueueEvents(QUEUES.fitness, { connection: connections[1]!, prefix });
+queue.setMaxListeners(0); // as the coordinator does: every waiting task listens for the queue closing
 const results: Record<string, unknown>[] = [];
 try {
   for (let i = 0; i < WORKERS; i++) {

@@ -1,5 +1,7 @@
 import { type ArtifactStore, ArtifactTooLargeError, SAFE_FILE_NAME } from '@evop/data';
+import type { Database } from '@evop/db';
 import type { FastifyRequest } from 'fastify';
+import { recordArtifact } from './artifact-records.ts';
 import { ApiError, invalid } from './problem.ts';
 
 export interface UploadedFile {
@@ -16,6 +18,7 @@ export interface UploadedFile {
  */
 export async function receiveUpload(
   request: FastifyRequest,
+  db: Database,
   store: ArtifactStore,
   files: readonly string[],
   maxBytes: number,
@@ -41,6 +44,7 @@ export async function receiveUpload(
     try {
       const { sha256, bytes } = await store.putStream(part.file, { maxBytes: maxBytes - total });
       total += bytes;
+      await recordArtifact(db, sha256, part.fieldname, bytes);
       received.push({ field: part.fieldname, filename: part.filename, sha256, bytes });
     } catch (err) {
       if (

@@ -34,6 +34,8 @@ const queues = Object.fromEntries(
     },
   ]),
 ) as TaskQueues;
+// Every task a job waits on listens for its queue closing: hundreds at once are expected.
+for (const { queue } of Object.values(queues)) queue.setMaxListeners(0);
 await Promise.all(Object.values(queues).map((q) => q.events.waitUntilReady()));
 
 const processor = new PruneProcessor({

@@ -3,6 +3,7 @@ import { ArtifactError, ArtifactTooLargeError, parseManifest } from '@evop/data'
 import { type PruneReport, renderReportHtml } from '@evop/pipeline';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { recordArtifact } from '../artifact-records.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, notFound } from '../problem.ts';
 import { idParams } from '../views.ts';
@@ -55,6 +56,7 @@ export const artifactRoutes =
             expectedSha256: sha256,
             maxBytes: deps.config.maxUploadBytes,
           });
+          await recordArtifact(deps.db, sha256, 'internal', bytes);
           return reply.code(201).send({ sha256, bytes });
         } catch (err) {
           if (err instanceof ArtifactError)

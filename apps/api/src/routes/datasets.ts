@@ -26,6 +26,7 @@ export const datasetRoutes =
       async (request, reply) => {
         const { files, fields } = await receiveUpload(
           request,
+          deps.db,
           deps.store,
           ['file'],
           deps.config.maxUploadBytes,

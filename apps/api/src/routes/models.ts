@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { linkFiles, loadTokenizer, type ModelManifest, serializeManifest } from '@evop/data';
 import { discoverLayers, ModelError, readModel, unitsOf } from '@evop/onnx';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { recordArtifact } from '../artifact-records.ts';
 import type { ApiDeps } from '../deps.ts';
 import { invalid, notFound } from '../problem.ts';
 import { receiveUpload } from '../uploads.ts';
@@ -28,6 +29,7 @@ export const modelRoutes =
       async (request, reply) => {
         const { files, fields } = await receiveUpload(
           request,
+          deps.db,
           deps.store,
           ['model', 'data', 'tokenizer'],
           deps.config.maxUploadBytes,
@@ -78,7 +80,9 @@ export const modelRoutes =
           } catch (err) {
             throw invalid('tokenizer', (err as Error).message);
           }
-          const manifestSha256 = deps.store.put(serializeManifest(manifest));
+          const manifestBytes = serializeManifest(manifest);
+          const manifestSha256 = deps.store.put(manifestBytes);
+          await recordArtifact(deps.db, manifestSha256, 'manifest', manifestBytes.length);
           const row = await deps.db.model.create({
             data: {
               tenantId: request.tenantId,

@@ -1,0 +1,18 @@
+import type { Database } from '@evop/db';
+
+/**
+ * Notes an artifact of the store in the Artifact table (what it is, how big), so that the store can be
+ * accounted for and collected; the file itself is the store's.
+ */
+export async function recordArtifact(
+  db: Database,
+  sha256: string,
+  kind: string,
+  bytes: number,
+): Promise<void> {
+  await db.artifact.upsert({
+    where: { sha256 },
+    create: { sha256, kind, bytes: BigInt(bytes), path: `${sha256.slice(0, 2)}/${sha256}` },
+    update: {},
+  });
+}
