@@ -37,7 +37,7 @@ export interface Service {
  * The service as separate processes (api, coordinator, workers) on a database and a Redis key prefix of the
  * test's own.
  */
-export async function startService(workers: number): Promise<Service> {
+export async function startService(workers: number, env: NodeJS.ProcessEnv = {}): Promise<Service> {
   const dir = mkdtempSync(join(tmpdir(), 'evop-service-test-'));
   const prefix = `evop-test-${randomBytes(4).toString('hex')}`;
   const db = await createTestDatabase();
@@ -51,8 +51,10 @@ export async function startService(workers: number): Promise<Service> {
       EVOP_QUEUE_PREFIX: prefix,
       ...RUNTIME,
       EVOP_COORDINATOR_LOCK_MS: '3000',
+      EVOP_WORKER_LOCK_MS: '3000',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
+      ...env,
     },
     onLine: () => {},
   });

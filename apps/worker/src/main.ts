@@ -3,7 +3,7 @@
  * evaluator pool), so that the event loop stays free to renew BullMQ's locks; fetches models and token windows
  * from the API into its artifact cache; heartbeats into the worker registry. SIGTERM / SIGINT finish the tasks in
  * hand, then exit 0. Environment: .env.example (REDIS_URL, EVOP_API_URL, EVOP_SERVICE_TOKEN, EVOP_ARTIFACT_DIR,
- * EVOP_QUEUE_PREFIX, EVOP_* runtime).
+ * EVOP_QUEUE_PREFIX, EVOP_WORKER_LOCK_MS, EVOP_* runtime).
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +42,9 @@ const models = new Models(client, pool, cacheDir);
 const windows = new WindowSets(client);
 const stats = new WorkerStats();
 const connection = redisConnection(config.redisUrl);
-const options = { connection, prefix: config.queuePrefix };
+// A worker that dies loses its tasks' locks this long after; they are then retried by another worker.
+const lockMs = Number(process.env.EVOP_WORKER_LOCK_MS ?? 60_000);
+const options = { connection, prefix: config.queuePrefix, lockDuration: lockMs };
 
 const fitness = fitnessProcessor(models, windows);
 const embed = embedProcessor(models, windows);

@@ -42,6 +42,8 @@ export function taskWorker<T, R>(
       prefix: options.prefix,
       concurrency: options.concurrency ?? 1,
       lockDuration: options.lockDuration ?? 60_000,
+      // Stalled tasks (their worker died) are looked for as often as a lock can expire.
+      stalledInterval: options.lockDuration ?? 60_000,
     },
   );
 }

@@ -1,0 +1,258 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import fc from 'fast-check';
+import type { ServiceClient } from './service-client.ts';
+import { data, type Service, startService, uploadFixtures } from './service-fixture.ts';
+
+const MAX_UPLOAD = 4 * 1024 * 1024;
+let service: Service;
+let api: ServiceClient;
+let ids: { modelId: string; datasetId: string };
+
+before(async () => {
+  service = await startService(0, { EVOP_MAX_UPLOAD_BYTES: String(MAX_UPLOAD), EVOP_RATE_LIMIT: '2000' });
+  api = await service.client('acme');
+  ids = await uploadFixtures(api);
+});
+after(() => service?.close());
+
+/** A 4xx problem document whose detail matches `detail`. */
+function assertProblem(
+  r: { status: number; type: string; json: { detail?: string } },
+  status: number,
+  detail: RegExp,
+) {
+  assert.equal(r.status, status, JSON.stringify(r.json));
+  assert.match(r.type, /^application\/problem\+json/);
+  assert.match(r.json.detail ?? '', detail);
+}
+
+const valid = {
+  target: { units: 2 },
+  granularity: 'sublayer',
+  budget: 60,
+  calibration: 8,
+  heldOut: 8,
+  seqLen: 64,
+  seed: 3,
+};
+const SPEC_FIELDS = [
+  ...Object.keys(valid),
+  'strategy',
+  'objective',
+  'clusters',
+  'sampling',
+  'tasks',
+  'taskLimit',
+  'baselines',
+];
+const junk = fc.oneof(
+  fc.string(),
+  fc.integer({ min: -1e9, max: 0 }),
+  fc.double({ noNaN: false }),
+  fc.constant(null),
+  fc.array(fc.integer(), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), fc.integer(), { maxKeys: 3 }),
+  fc.boolean(),
+);
+
+test('500 generated invalid job specs are each answered 4xx problem+json naming a spec field; no job is made', async () => {
+  const invalidSpec = fc.oneof(
+    // one field of a valid spec replaced by a value of the wrong kind or range
+    fc
+      .record({ field: fc.constantFrom(...SPEC_FIELDS), value: junk })
+      .map(({ field, value }) => ({ ...valid, [field]: value })),
+    // an unknown field
+    fc
+      .record({ field: fc.string({ minLength: 1, maxLength: 8 }), value: junk })
+      .filter(({ field }) => !SPEC_FIELDS.includes(field))
+      .map(({ field, value }) => ({ ...valid, [field]: value })),
+    // a target the model cannot meet, or no target
+    fc
+      .integer({ min: 10, max: 1e6 })
+      .map((units) => ({ ...valid, target: { units } })),
+    fc.constant({ ...valid, target: undefined }),
+  );
+  let answered = 0;
+  await fc.assert(
+    fc.asyncProperty(invalidSpec, async (spec) => {
+      const r = await api.request('POST', '/v1/jobs', { ...ids, spec });
+      if (r.status === 202) {
+        // A replacement that happens to be valid (say granularity 'layer' stays valid): not an invalid spec.
+        await api.request('POST', `/v1/jobs/${r.json.id}/cancel`);
+        return fc.pre(false);
+      }
+      answered++;
+      assert.ok(r.status === 400 || r.status === 422, `${r.status} for ${JSON.stringify(spec)}`);
+      assert.match(r.type, /^application\/problem\+json/);
+      assert.match(r.json.detail, /^spec(\.|:)/, JSON.stringify(spec));
+    }),
+    { numRuns: 500, seed: 42 },
+  );
+  assert.ok(answered >= 450, `${answered} invalid specs answered`);
+  const jobs = (await api.request('GET', '/v1/jobs?limit=500')).json.jobs as { status: string }[];
+  assert.ok(
+    jobs.every((j) => j.status === 'cancelled'),
+    'nothing but the cancelled valid ones',
+  );
+});
+
+test('bad bodies, unknown ids and wrong content types are 4xx problem+json, never 5xx', async () => {
+  for (const body of [
+    [],
+    'x',
+    42,
+    null,
+    { ...ids },
+    { ...ids, spec: valid, extra: 1 },
+    { modelId: 'nope', datasetId: ids.datasetId, spec: valid },
+  ])
+    assert.equal((await api.request('POST', '/v1/jobs', body)).status, 400, JSON.stringify(body));
+  const broken = await fetch(`${service.stack.apiUrl}/v1/jobs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${api.key}`, 'content-type': 'application/json' },
+    body: '{"modelId": ',
+  });
+  assert.equal(broken.status, 400);
+  assert.match(broken.headers.get('content-type') ?? '', /problem\+json/);
+  const zero = '00000000-0000-4000-8000-000000000000';
+  assertProblem(
+    await api.request('POST', '/v1/jobs', { modelId: zero, datasetId: ids.datasetId, spec: valid }),
+    422,
+    /^modelId/,
+  );
+  assertProblem(
+    await api.request('POST', '/v1/jobs', { modelId: ids.modelId, datasetId: zero, spec: valid }),
+    422,
+    /^datasetId/,
+  );
+  for (const path of [
+    `/v1/jobs/${zero}`,
+    `/v1/models/${zero}`,
+    `/v1/datasets/${zero}`,
+    `/v1/jobs/${zero}/generations`,
+    `/v1/jobs/${zero}/report.json`,
+    `/v1/jobs/${zero}/artifacts/model.onnx`,
+    '/v1/nothing-here',
+  ])
+    assertProblem(await api.request('GET', path), 404, /./);
+  assertProblem(await api.request('GET', '/v1/jobs/not-a-uuid'), 400, /^params\.id/);
+  assertProblem(await api.request('POST', `/v1/jobs/${zero}/cancel`), 404, /job/);
+  assertProblem(await api.request('POST', '/v1/models', { name: 'x' }), 415, /multipart/);
+  assertProblem(await api.request('GET', '/v1/jobs?limit=100000'), 400, /^querystring\.limit/);
+});
+
+test('bad uploads are refused naming the field, and leave no model or dataset behind', async () => {
+  const dir = service.dir;
+  const model = readFileSync(data.model);
+  const truncated = join(dir, 'truncated.onnx');
+  writeFileSync(truncated, model.subarray(0, model.length >> 1));
+  const random = join(dir, 'random.onnx');
+  writeFileSync(random, randomBytes(64 * 1024));
+  const big = join(dir, 'big.onnx');
+  writeFileSync(big, randomBytes(MAX_UPLOAD + 1024));
+  for (const file of [truncated, random])
+    assertProblem(
+      await api.upload('/v1/models', { name: 'bad' }, { model: [file], tokenizer: [data.tokenizer] }),
+      422,
+      /^model: /,
+    );
+  assertProblem(
+    await api.upload('/v1/models', { name: 'big' }, { model: [big], tokenizer: [data.tokenizer] }),
+    413,
+    /over/,
+  );
+  assertProblem(
+    await api.upload('/v1/models', {}, { model: [data.model], tokenizer: [data.tokenizer] }),
+    422,
+    /^name: /,
+  );
+  assertProblem(
+    await api.upload('/v1/models', { name: 'x' }, { model: [data.model], tokenizer: [random] }),
+    422,
+    /^tokenizer: /,
+  );
+  assertProblem(
+    await api.upload('/v1/models', { name: 'x' }, { weights: [data.model] }),
+    422,
+    /^weights: unexpected/,
+  );
+  const empty = join(dir, 'empty.txt');
+  writeFileSync(empty, '\n\n   \n');
+  assertProblem(
+    await api.upload('/v1/datasets', { name: 'empty' }, { file: [empty] }),
+    422,
+    /^file: .*no text/,
+  );
+  const badJsonl = join(dir, 'bad.jsonl');
+  writeFileSync(badJsonl, '{"text": "fine"}\n{"txt": 1}\n');
+  assertProblem(
+    await api.upload('/v1/datasets', { name: 'bad' }, { file: [badJsonl] }),
+    422,
+    /^file: bad\.jsonl:2: /,
+  );
+  assertProblem(
+    await api.upload('/v1/datasets', { name: 'x', format: 'csv' }, { file: [data.stories] }),
+    422,
+    /^format: /,
+  );
+  // A file name with folders in it: a plain name or nothing (busboy strips the folders; a hidden name is refused).
+  const form = new FormData();
+  form.set('name', 'traversal');
+  form.append('file', new Blob(['Once upon a time.']), '../../.evil');
+  assertProblem(await api.request('POST', '/v1/datasets', form), 422, /^file: file name/);
+  assert.equal((await api.request('GET', '/v1/models')).json.models.length, 1);
+  assert.equal((await api.request('GET', '/v1/datasets')).json.datasets.length, 1);
+});
+
+test('keys: missing or wrong → 401, stored only as sha256; another tenant gets 404 on every id; rate limit → 429', async () => {
+  const job = await api.request('POST', '/v1/jobs', { ...ids, spec: valid });
+  await api.request('POST', `/v1/jobs/${job.json.id}/cancel`);
+  const other = await service.client('other');
+  const routes: [string, string][] = [
+    ['GET', `/v1/jobs/${job.json.id}`],
+    ['GET', `/v1/jobs/${job.json.id}/generations`],
+    ['GET', `/v1/jobs/${job.json.id}/events`],
+    ['POST', `/v1/jobs/${job.json.id}/cancel`],
+    ['GET', `/v1/jobs/${job.json.id}/report.json`],
+    ['GET', `/v1/jobs/${job.json.id}/report.html`],
+    ['GET', `/v1/jobs/${job.json.id}/artifacts/model.onnx`],
+    ['GET', `/v1/models/${ids.modelId}`],
+    ['GET', `/v1/datasets/${ids.datasetId}`],
+  ];
+  for (const [method, path] of routes) {
+    assertProblem(await other.request(method, path), 404, /does not exist/);
+    const anonymous = await fetch(`${service.stack.apiUrl}${path}`, { method });
+    assert.equal(anonymous.status, 401, path);
+    assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Bearer/);
+  }
+  const reused = await other.request('POST', '/v1/jobs', { ...ids, spec: valid });
+  assertProblem(reused, 422, /^modelId/);
+  const keys = await service.db.db.apiKey.findMany();
+  const sha = createHash('sha256').update(api.key).digest('hex');
+  assert.ok(
+    keys.some((k) => k.hash === sha),
+    'the key is found by its sha256',
+  );
+  assert.ok(
+    keys.every((k) => k.hash !== api.key && !k.hash.includes(api.key.slice(9))),
+    'no key is stored',
+  );
+
+  const limited = await service.client('limited');
+  let status = 200;
+  let retryAfter: string | null = null;
+  for (let i = 0; i < 2100 && status !== 429; i++) {
+    const r = await limited.request('GET', '/healthz');
+    const s = await limited.request('GET', '/v1/workers');
+    status = s.status;
+    retryAfter = s.headers.get('retry-after');
+    if (r.status !== 200) throw new Error(`healthz ${r.status}`);
+  }
+  assert.equal(status, 429);
+  assert.ok(Number(retryAfter) > 0, `Retry-After: ${retryAfter}`);
+  assert.equal((await api.request('GET', '/v1/workers')).status, 200, 'other keys are not limited');
+});
