@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Stack } from '@evop/cli';
 import { resolveDataFile } from '@evop/config';
 import { createApiKey, createTestDatabase, type TestDatabase } from '@evop/db';
+import type { PruneReport } from '@evop/pipeline';
 import { QUEUES, redisConnection } from '@evop/queue';
 import { Queue } from 'bullmq';
 import { ServiceClient } from './service-client.ts';
@@ -104,4 +108,45 @@ export async function uploadFixtures(api: ServiceClient): Promise<{ modelId: str
   const dataset = await api.upload('/v1/datasets', { name: 'tinystories' }, { file: [data.stories] });
   assert.equal(dataset.status, 201, JSON.stringify(dataset.json));
   return { modelId: model.json.id, datasetId: dataset.json.id };
+}
+
+const evopBin = fileURLToPath(new URL('../bin/evop.js', import.meta.resolve('@evop/cli')));
+
+/** The spec the service tests submit, and the same as `evop prune` flags (seed and --baselines apart). */
+export const SMALL_SPEC = {
+  target: { units: 2 },
+  granularity: 'sublayer',
+  budget: 60,
+  calibration: 8,
+  heldOut: 8,
+  seqLen: 64,
+};
+
+/** `evop prune` with SMALL_SPEC on the fixture files, in its own process; returns its report. */
+export async function evopPrune(out: string, extra: string[]): Promise<PruneReport> {
+  const args = ['--remove', '2', '--granularity', 'sublayer', '--budget', '60', '--calibration', '8'];
+  await promisify(execFile)(
+    process.execPath,
+    [
+      evopBin,
+      'prune',
+      '--model',
+      data.model,
+      '--tokenizer',
+      data.tokenizer,
+      '--data',
+      data.stories,
+      ...args,
+      '--held-out',
+      '8',
+      '--seq-len',
+      '64',
+      '--quiet',
+      '--out',
+      out,
+      ...extra,
+    ],
+    { env: { ...process.env, ...RUNTIME } },
+  );
+  return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as PruneReport;
 }

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Stack } from '@evop/cli';
 import { resolveDataFile } from '@evop/config';
 import { llama2cToOnnx, readLlama2cCheckpoint, writeModel } from '@evop/onnx';
@@ -14,52 +11,13 @@ import { QUEUES, redisConnection } from '@evop/queue';
 import { Queue } from 'bullmq';
 import * as ort from 'onnxruntime-node';
 import { ServiceClient } from './service-client.ts';
-import { data, RUNTIME, type Service, startService } from './service-fixture.ts';
+import { data, evopPrune, type Service, SMALL_SPEC, startService } from './service-fixture.ts';
 
 const fusedExport = resolveDataFile('onnx-ort-tiny-random-gpt2-fused/past.onnx');
-const evopBin = fileURLToPath(new URL('../bin/evop.js', import.meta.resolve('@evop/cli')));
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 // The same job as `evop prune --remove 2 --granularity sublayer --budget 60 … --seed 3 --baselines`.
-const spec = {
-  target: { units: 2 },
-  granularity: 'sublayer',
-  budget: 60,
-  calibration: 8,
-  heldOut: 8,
-  seqLen: 64,
-  seed: 3,
-  baselines: true,
-};
-
-/** `evop prune` with the test's spec on the same files, in its own process; returns its report. */
-async function evopPrune(out: string, extra: string[]): Promise<PruneReport> {
-  const args = ['--remove', '2', '--granularity', 'sublayer', '--budget', '60', '--calibration', '8'];
-  await promisify(execFile)(
-    process.execPath,
-    [
-      evopBin,
-      'prune',
-      '--model',
-      data.model,
-      '--tokenizer',
-      data.tokenizer,
-      '--data',
-      data.stories,
-      ...args,
-      '--held-out',
-      '8',
-      '--seq-len',
-      '64',
-      '--quiet',
-      '--out',
-      out,
-      ...extra,
-    ],
-    { env: { ...process.env, ...RUNTIME } },
-  );
-  return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as PruneReport;
-}
+const spec = { ...SMALL_SPEC, seed: 3, baselines: true };
 
 let service: Service;
 let stack: Stack;

@@ -65,10 +65,9 @@ export class Stack {
     return stack;
   }
 
-  /** Starts one more worker and waits until it is ready. */
-  async addWorker(): Promise<StackProcess> {
-    const n = ++this.workerCount;
-    const worker = this.spawn(`worker-${n}`, 'worker', { EVOP_WORKER_ID: `worker-${n}` });
+  /** Starts one more worker (or one with the name, and so the cache, of a stopped one) and waits until it is ready. */
+  async addWorker(name = `worker-${++this.workerCount}`): Promise<StackProcess> {
+    const worker = this.spawn(name, 'worker', { EVOP_WORKER_ID: name });
     await this.waitFor(worker, /evop worker ready/);
     return worker;
   }

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { PruneReport } from '@evop/pipeline';
+import type { ServiceClient } from './service-client.ts';
+import { evopPrune, type Service, SMALL_SPEC, startService, uploadFixtures } from './service-fixture.ts';
+
+let service: Service;
+let api: ServiceClient;
+let ids: { modelId: string; datasetId: string };
+
+before(async () => {
+  service = await startService(2);
+  api = await service.client('acme');
+  ids = await uploadFixtures(api);
+});
+after(() => service?.close());
+
+/** Every file under a folder, recursively. */
+const filesUnder = (dir: string): string[] =>
+  readdirSync(dir).flatMap((n) =>
+    statSync(join(dir, n)).isDirectory() ? filesUnder(join(dir, n)) : [join(dir, n)],
+  );
+
+async function finished(id: string): Promise<PruneReport> {
+  const job = await api.waitFor(id, (j) => j.status === 'succeeded' || j.status === 'failed', 300_000);
+  assert.equal(job.status, 'succeeded', String(job.error));
+  return (await api.request('GET', `/v1/jobs/${id}/report.json`)).json as PruneReport;
+}
+
+test('kill -9 of a worker mid-search: its task goes to another, and the job ends as an undisturbed run', async () => {
+  const submitted = await api.request('POST', '/v1/jobs', { ...ids, spec: { ...SMALL_SPEC, seed: 21 } });
+  const id = submitted.json.id as string;
+  let victim = '';
+  const streamed = api.events(`/v1/jobs/${id}/events`, (e) => {
+    if (e.event !== 'generation' || victim) return;
+    const worker = service.stack.processes.find((p) => p.role === 'worker')!;
+    victim = worker.name;
+    service.killed.add(victim);
+    worker.child.kill('SIGKILL');
+  });
+  const report = await finished(id);
+  await streamed;
+  assert.ok(victim, 'a worker was killed');
+  const local = await evopPrune(join(service.dir, 'local-21'), ['--seed', '21']);
+  assert.equal(report.result.mask, local.result.mask);
+  assert.deepEqual(
+    report.searches[0]!.history,
+    local.searches[0]!.history,
+    'no evaluation lost or counted twice',
+  );
+  assert.deepEqual(
+    report.table.map((r) => r.perplexity),
+    local.table.map((r) => r.perplexity),
+  );
+});
+
+test('a corrupted cached artifact is refused by its sha256 and fetched again', async () => {
+  const survivor = service.stack.processes.find((p) => p.role === 'worker' && !service.killed.has(p.name))!;
+  survivor.child.kill('SIGTERM');
+  assert.equal(await survivor.exited, 0);
+  service.killed.add(survivor.name); // stopped here; its successor below is checked at the end
+  const cache = join(service.dir, 'stack', survivor.name, 'artifacts');
+  const cached = filesUnder(cache).filter((f) => /^[0-9a-f]{64}$/.test(f.split('/').at(-1)!));
+  assert.ok(cached.length >= 4, `the worker had cached the model, windows and clusters (${cached.length})`);
+  for (const file of cached) writeFileSync(file, Buffer.concat([readFileSync(file), Buffer.from('corrupt')]));
+
+  await service.stack.addWorker(survivor.name); // the same cache folder
+  const submitted = await api.request('POST', '/v1/jobs', {
+    ...ids,
+    spec: { ...SMALL_SPEC, seed: 21, budget: 40 },
+  });
+  await finished(submitted.json.id);
+  // The job needed the model's file: the corrupt copy was dropped and the right bytes fetched again.
+  const onnx = (await api.request('GET', `/v1/models/${ids.modelId}`)).json.files[0].sha256 as string;
+  const file = cached.find((f) => f.endsWith(onnx))!;
+  assert.ok(file, 'the model file had been cached');
+  assert.equal(createHash('sha256').update(readFileSync(file)).digest('hex'), onnx);
+  service.killed.delete(survivor.name);
+});
