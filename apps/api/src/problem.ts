@@ -1,3 +1,4 @@
+import { isUnavailableError } from '@evop/db';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 
@@ -45,26 +46,6 @@ const CLIENT_ERRORS: Record<string, string> = {
   FST_ERR_VALIDATION: 'Bad Request',
 };
 
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'P1001', 'P1017']);
-
-/** Whether an error (or one it wraps) says PostgreSQL or Redis cannot be reached right now. */
-function unavailable(error: unknown): boolean {
-  for (
-    let e = error as { code?: unknown; cause?: unknown; message?: unknown } | undefined, depth = 0;
-    e && depth < 5;
-    depth++
-  ) {
-    if (typeof e.code === 'string' && UNREACHABLE.has(e.code)) return true;
-    if (
-      typeof e.message === 'string' &&
-      /ECONNREFUSED|Connection is closed|Can't reach database server/.test(e.message)
-    )
-      return true;
-    e = e.cause as typeof e;
-  }
-  return false;
-}
-
 /** Every error becomes a problem document; a 5xx never shows its stack or message to the client. */
 export function problemHandler(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
@@ -96,7 +77,7 @@ export function problemHandler(app: FastifyInstance): void {
       status = error.statusCode && error.statusCode < 500 ? error.statusCode : 400;
       title = CLIENT_ERRORS[error.code]!;
       detail = error.message;
-    } else if (unavailable(error)) {
+    } else if (isUnavailableError(error)) {
       status = 503;
       title = 'Service Unavailable';
       detail = 'the database or the queue cannot be reached; retry shortly';

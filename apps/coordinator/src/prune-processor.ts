@@ -1,5 +1,6 @@
 import { SearchOptionError } from '@evop/core';
 import { ArtifactError, CorpusError, TokenizerFileError } from '@evop/data';
+import { isUnavailableError } from '@evop/db';
 import { MaskError, ModelError } from '@evop/onnx';
 import { PipelineError } from '@evop/pipeline';
 import { DelayedError, type Job } from 'bullmq';
@@ -15,6 +16,9 @@ const INPUT_ERRORS = [
   MaskError,
   ArtifactError,
 ];
+
+/** How long a job waits for PostgreSQL or Redis to come back before it fails. */
+const OUTAGE_LIMIT_MS = 10 * 60_000;
 
 export interface PruneJobData {
   jobId: string;
@@ -53,7 +57,7 @@ export class PruneProcessor {
     try {
       if (row.cancelRequested) throw new CancelRequested();
       jobLog.info({ attempt: job.attemptsMade, resumed: row.status === 'running' }, 'job started');
-      await runJob(jobId, this.deps, controller.signal);
+      await this.runThroughOutages(jobId, controller.signal);
       jobLog.info('job succeeded');
     } catch (err) {
       if (this.shuttingDown && controller.signal.aborted) {
@@ -75,6 +79,26 @@ export class PruneProcessor {
       this.running.delete(jobId);
     }
   };
+
+  /**
+   * Runs the job; when PostgreSQL or Redis goes away it waits for them and runs it again, which continues from
+   * the last checkpoint (an outage costs at most the generation in flight).
+   */
+  private async runThroughOutages(jobId: string, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + OUTAGE_LIMIT_MS;
+    for (;;) {
+      try {
+        return await runJob(jobId, this.deps, signal);
+      } catch (err) {
+        if (signal.aborted || !isUnavailableError(err) || Date.now() > deadline) throw err;
+        this.deps.log.warn(
+          { job: jobId, reason: (err as Error).message },
+          'database or queue unreachable; retrying',
+        );
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
 
   private async finish(jobId: string, status: 'failed' | 'cancelled', error: string | null): Promise<void> {
     const job = await this.deps.db.job.update({

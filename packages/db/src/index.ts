@@ -5,3 +5,4 @@ export { type Database, openDatabase } from './database.ts';
 export { PostgresCheckpoints } from './postgres-checkpoints.ts';
 export { PostgresFitnessCache } from './postgres-fitness-cache.ts';
 export { createTestDatabase, type TestDatabase } from './test-database.ts';
+export { isUnavailableError } from './unavailable.ts';
