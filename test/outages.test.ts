@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { PruneReport } from '@evop/pipeline';
+import { ownPostgres, ownRedis } from './own-servers.ts';
+import type { ServiceClient } from './service-client.ts';
+import { evopPrune, type Service, SMALL_SPEC, startService, uploadFixtures } from './service-fixture.ts';
+
+// Servers of this file's own, restarted mid-job; the machine's shared PostgreSQL and Redis are never touched.
+const pgDir = mkdtempSync(join(tmpdir(), 'evop-pg-'));
+const redisDir = mkdtempSync(join(tmpdir(), 'evop-redis-'));
+let redis: Awaited<ReturnType<typeof ownRedis>>;
+let postgres: Awaited<ReturnType<typeof ownPostgres>>;
+let service: Service;
+let api: ServiceClient;
+let ids: { modelId: string; datasetId: string };
+
+before(async () => {
+  redis = await ownRedis(redisDir);
+  postgres = await ownPostgres(pgDir);
+  process.env.EVOP_TEST_DATABASE_URL = postgres.url;
+  process.env.REDIS_URL = redis.url;
+  service = await startService(2, { REDIS_URL: redis.url });
+  api = await service.client('acme');
+  ids = await uploadFixtures(api);
+});
+after(async () => {
+  await service?.close();
+  await redis?.stop();
+  postgres?.stop();
+  rmSync(pgDir, { recursive: true, force: true });
+  rmSync(redisDir, { recursive: true, force: true });
+});
+
+/** Submits a job, runs `outage` once after its first generation, and returns its report when it has finished. */
+async function jobThrough(seed: number, outage: () => Promise<void>): Promise<PruneReport> {
+  const submitted = await api.request('POST', '/v1/jobs', { ...ids, spec: { ...SMALL_SPEC, seed } });
+  const id = submitted.json.id as string;
+  let done: Promise<void> | undefined;
+  await api
+    .events(`/v1/jobs/${id}/events`, (e) => {
+      if (e.event === 'generation' && !done) done = outage();
+    })
+    .catch(() => {}); // the stream may be cut by the outage; the job is polled below
+  await done;
+  const job = await api.waitFor(id, (j) => j.status === 'succeeded' || j.status === 'failed', 300_000);
+  assert.equal(job.status, 'succeeded', String(job.error));
+  return (await api.request('GET', `/v1/jobs/${id}/report.json`)).json as PruneReport;
+}
+
+async function assertUndisturbed(report: PruneReport, seed: number) {
+  const local = await evopPrune(join(service.dir, `local-${seed}`), ['--seed', String(seed)]);
+  assert.equal(report.result.mask, local.result.mask);
+  assert.deepEqual(
+    report.searches[0]!.history,
+    local.searches[0]!.history,
+    'no evaluation lost or counted twice',
+  );
+  assert.deepEqual(
+    report.table.map((r) => r.perplexity),
+    local.table.map((r) => r.perplexity),
+  );
+}
+
+test('Redis restarted mid-job: the job ends as an undisturbed run', async () => {
+  const report = await jobThrough(41, async () => {
+    await redis.stop();
+    await new Promise((r) => setTimeout(r, 2000));
+    await redis.start();
+  });
+  await assertUndisturbed(report, 41);
+});
+
+test('PostgreSQL restarted mid-job: the API answers 503 meanwhile, then recovers; the job ends as an undisturbed run', async () => {
+  let during: { ready: number; jobs: number; type: string } | undefined;
+  const report = await jobThrough(43, async () => {
+    postgres.stop();
+    const ready = await fetch(`${service.stack.apiUrl}/readyz`);
+    const jobs = await api.request('GET', '/v1/jobs');
+    during = { ready: ready.status, jobs: jobs.status, type: jobs.type };
+    await new Promise((r) => setTimeout(r, 2000));
+    postgres.start();
+  });
+  assert.deepEqual(during, { ready: 503, jobs: 503, type: 'application/problem+json; charset=utf-8' });
+  assert.equal((await fetch(`${service.stack.apiUrl}/readyz`)).status, 200);
+  await assertUndisturbed(report, 43);
+});
