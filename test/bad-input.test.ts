@@ -143,6 +143,11 @@ test('bad bodies, unknown ids and wrong content types are 4xx problem+json, neve
   ])
     assertProblem(await api.request('GET', path), 404, /./);
   assertProblem(await api.request('GET', '/v1/jobs/not-a-uuid'), 400, /^params\.id/);
+  assertProblem(
+    await api.request('POST', '/v1/jobs', { ...ids, spec: { ...valid, budget: 5 } }),
+    422,
+    /^spec\.budget: 5 is less than one population/,
+  );
   assertProblem(await api.request('POST', `/v1/jobs/${zero}/cancel`), 404, /job/);
   assertProblem(await api.request('POST', '/v1/models', { name: 'x' }), 415, /multipart/);
   assertProblem(await api.request('GET', '/v1/jobs?limit=100000'), 400, /^querystring\.limit/);

@@ -12,10 +12,10 @@ import {
   finalize,
   PrefixEvaluator,
   type PruneReport,
+  planSearch,
   poolWindows,
   renderReportHtml,
   runSearches,
-  searchSpaceFor,
   splitWindows,
   summaryOf,
 } from '@evop/pipeline';
@@ -58,7 +58,7 @@ export async function runPrune(
   const cacheDir = join(work, 'cache');
   const source = loadModelSource(spec.model, spec.tokenizer, work);
   const layout = discoverLayers(source.model.proto);
-  const { units, space } = searchSpaceFor(layout, spec);
+  const { units, space } = planSearch(layout, spec);
 
   const pool = new InferencePool({ config: runtimeConfig() });
   try {

@@ -9,10 +9,10 @@ import {
   assembleReport,
   type Calibration,
   calibrate,
+  planSearch,
   poolWindows,
   runSearches,
   type SearchSpec,
-  searchSpaceFor,
   splitWindows,
   strategiesOf,
   summaryOf,
@@ -70,7 +70,7 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
     });
     await deps.publish(jobId, { type: 'status', status: 'running', stage, progress });
   };
-  const { units, space } = searchSpaceFor(layout, spec);
+  const { units, space } = planSearch(layout, spec);
   const taskBase = { jobId, modelSha256: model.manifestSha256, granularity: spec.granularity };
 
   await status('calibration', 0);

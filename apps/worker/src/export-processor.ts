@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ArtifactClient, type ModelFile, serializeManifest } from '@evop/data';
-import { finalize, searchSpaceFor } from '@evop/pipeline';
+import { finalize, planSearch } from '@evop/pipeline';
 import type { ExportResult, ExportTask } from '@evop/queue';
 import type { InferencePool } from '@evop/runtime';
 import type { Models } from './models.ts';
@@ -20,7 +20,7 @@ export function exportProcessor(
 ) {
   return async (task: ExportTask): Promise<ExportResult> => {
     const { model, layout } = await models.model(task.modelSha256);
-    const { units, space } = searchSpaceFor(layout, task.spec);
+    const { units, space } = planSearch(layout, task.spec);
     const outDir = join(cacheDir, 'exports', task.jobId);
     rmSync(outDir, { recursive: true, force: true });
     try {

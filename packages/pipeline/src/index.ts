@@ -18,7 +18,7 @@ export {
   type TaskScore,
   targetText,
 } from './report.ts';
-export { searchSpaceFor } from './search-space.ts';
+export { planSearch } from './search-space.ts';
 export { PEERS, type SearchSpec, searchSpecSchema, strategiesOf } from './search-spec.ts';
 export {
   type CheckpointStore,

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { DecoderLayout } from '@evop/onnx';
-import { PipelineError, searchSpaceFor, searchSpecSchema } from '@evop/pipeline';
+import { PipelineError, planSearch, searchSpecSchema } from '@evop/pipeline';
 import { channels, publishJobEvent, QUEUES } from '@evop/queue';
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
@@ -59,7 +59,7 @@ export const jobRoutes =
         const dataset = await db.dataset.findFirst({ where: { id: datasetId, tenantId } });
         if (!dataset) throw invalid('datasetId', `no dataset '${datasetId}'`);
         try {
-          searchSpaceFor(model.layout as unknown as DecoderLayout, spec);
+          planSearch(model.layout as unknown as DecoderLayout, spec);
         } catch (err) {
           if (err instanceof PipelineError) throw invalid(`spec.${err.field}`, err.reason);
           throw err;
