@@ -264,3 +264,29 @@ test('keys: missing or wrong → 401, stored only as sha256; another tenant gets
   assert.ok(Number(retryAfter) > 0, `Retry-After: ${retryAfter}`);
   assert.equal((await api.request('GET', '/v1/workers')).status, 200, 'other keys are not limited');
 });
+
+test('the artifact store: the same artifact uploaded by many workers at once is stored once; a wrong sha256 is refused', async () => {
+  const bytes = randomBytes(100_000);
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  const put = (name: string, body: Uint8Array) =>
+    fetch(`${service.stack.apiUrl}/internal/artifacts/${name}`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Bearer ${service.stack.serviceToken}`,
+        'content-type': 'application/octet-stream',
+      },
+      body,
+    });
+  const statuses = await Promise.all(Array.from({ length: 8 }, () => put(sha, bytes).then((r) => r.status)));
+  assert.deepEqual(
+    statuses,
+    statuses.map(() => 201),
+  );
+  assert.equal(await service.db.db.artifact.count({ where: { sha256: sha } }), 1);
+  const wrong = await put('0'.repeat(64), bytes);
+  assert.equal(wrong.status, 422);
+  const back = await fetch(`${service.stack.apiUrl}/internal/artifacts/${sha}`, {
+    headers: { authorization: `Bearer ${service.stack.serviceToken}` },
+  });
+  assert.deepEqual(Buffer.from(await back.arrayBuffer()), bytes);
+});

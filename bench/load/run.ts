@@ -88,7 +88,7 @@ try {
   const spec = {
     target: { units: 2 },
     granularity: 'sublayer',
-    budget: 30,
+    budget: 40,
     calibration: 4,
     heldOut: 4,
     seqLen: 32,
@@ -118,6 +118,8 @@ try {
     ),
   );
   for (const pair of submissions) for (const s of pair) if (s.status === 202) ids.add(s.body.id);
+  const refused = submissions.flat().find((s) => s.status !== 202);
+  if (refused) process.stdout.write(`a submission was refused: ${refused.status} ${refused.body?.detail}\n`);
   const acceptedOnce = submissions.every(
     ([a, b]) => a!.status === 202 && b!.status === 202 && a!.body.id === b!.body.id,
   );

@@ -10,9 +10,9 @@ export async function recordArtifact(
   kind: string,
   bytes: number,
 ): Promise<void> {
-  await db.artifact.upsert({
-    where: { sha256 },
-    create: { sha256, kind, bytes: BigInt(bytes), path: `${sha256.slice(0, 2)}/${sha256}` },
-    update: {},
+  // createMany skips an existing row inside PostgreSQL: two uploads of one artifact at once do not collide.
+  await db.artifact.createMany({
+    data: [{ sha256, kind, bytes: BigInt(bytes), path: `${sha256.slice(0, 2)}/${sha256}` }],
+    skipDuplicates: true,
   });
 }
