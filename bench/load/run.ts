@@ -57,7 +57,7 @@ const call = async (kind: string, path: string, init: RequestInit = {}) => {
     // biome-ignore lint/suspicious/noExplicitAny: as above.
     return { status: 0, body: undefined as any };
   } finally {
-    (latencies[kind] ??= []).push(performance.now() - t0);
+    latencies[kind] = [...(latencies[kind] ?? []), performance.now() - t0];
   }
 };
 const percentile = (xs: number[], p: number) =>
