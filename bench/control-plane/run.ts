@@ -80,7 +80,7 @@ try {
           data: { tenantId: tenant.id, modelId: model.id, datasetId: dataset.id, spec: {} },
         });
         const sha = randomBytes(32).toString('hex');
-        const cache = new PostgresFitnessCache(t.db, sha, sha);
+        const cache = new PostgresFitnessCache(t.db, sha, sha, { deferWrites: true });
         const timedCache: FitnessCache = {
           get: (cs: readonly Candidate[]) => timed('cacheGet', () => cache.get(cs)),
           set: (entries) => timed('cacheSet', () => cache.set(entries)),
@@ -91,7 +91,7 @@ try {
           task: { jobId: job.id, modelSha256: sha, windowsSha256: sha, granularity: 'layer' },
           masksPerTask,
         });
-        const checkpoints = new PostgresCheckpoints(t.db, job.id);
+        const checkpoints = new PostgresCheckpoints(t.db, job.id, { cache });
         const outcome = await runSearch({
           strategy: createStrategy('random', space, { seed: j, budget: MASKS_PER_JOB }),
           evaluator: { evaluate: (cs, signal) => timed('queue', () => evaluator.evaluate(cs, signal)) },

@@ -57,7 +57,9 @@ const call = async (kind: string, path: string, init: RequestInit = {}) => {
     // biome-ignore lint/suspicious/noExplicitAny: as above.
     return { status: 0, body: undefined as any };
   } finally {
-    latencies[kind] = [...(latencies[kind] ?? []), performance.now() - t0];
+    const list = latencies[kind] ?? [];
+    latencies[kind] = list;
+    list.push(performance.now() - t0);
   }
 };
 const percentile = (xs: number[], p: number) =>

@@ -25,6 +25,8 @@ export interface StackProcess {
   role: Role;
   child: ChildProcess;
   exited: Promise<number | null>;
+  /** Its last lines of output. */
+  tail: string[];
 }
 
 const mainOf = (role: Role) => fileURLToPath(import.meta.resolve(`@evop/${role}/main`));
@@ -103,6 +105,7 @@ export class Stack {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const onLine = this.options.onLine ?? ((n, l) => process.stderr.write(`${n.padEnd(12)} ${l}\n`));
+    const tail: string[] = [];
     for (const stream of [child.stdout!, child.stderr!]) {
       let buffer = '';
       stream.on('data', (chunk) => {
@@ -111,12 +114,14 @@ export class Stack {
         buffer = lines.pop()!;
         for (const line of lines) {
           onLine(name, line);
+          tail.push(line);
+          if (tail.length > 20) tail.shift();
           child.emit('line', line);
         }
       });
     }
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    const entry = { name, role, child, exited };
+    const entry = { name, role, child, exited, tail };
     this.processes.push(entry);
     return entry;
   }
@@ -129,7 +134,9 @@ export class Stack {
         resolve(line);
       };
       p.child.on('line', onLine);
-      p.exited.then((code) => reject(new Error(`${p.name} exited with ${code} before it was ready`)));
+      p.exited.then((code) =>
+        reject(new Error(`${p.name} exited with ${code} before it was ready:\n${p.tail.join('\n')}`)),
+      );
     });
   }
 }

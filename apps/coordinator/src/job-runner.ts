@@ -133,18 +133,23 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
   const strategies = strategiesOf(spec);
   const evaluationSet = sha256(`${calibrationRow.searchSha256}:${calibrationRow.searchClustersSha256}`);
   const totals = new Map<string, number>();
-  const checkpoints = new PostgresCheckpoints(db, jobId, async (tx, strategy, record) => {
-    const done =
-      strategies.indexOf(strategy as StrategyName) + Math.min(1, record.spent / (totals.get(strategy) ?? 1));
-    const progress = CALIBRATION_END + ((SEARCH_END - CALIBRATION_END) * done) / strategies.length;
-    const current = await tx.job.update({
-      where: { id: jobId },
-      data: {
-        progress,
-        ...(strategy === spec.strategy && record.best ? { best: { strategy, ...record.best } } : {}),
-      },
-    });
-    if (current.cancelRequested) throw new CancelRequested();
+  const cache = new PostgresFitnessCache(db, model.manifestSha256, evaluationSet, { deferWrites: true });
+  const checkpoints = new PostgresCheckpoints(db, jobId, {
+    cache,
+    onSaved: async (tx, strategy, record) => {
+      const done =
+        strategies.indexOf(strategy as StrategyName) +
+        Math.min(1, record.spent / (totals.get(strategy) ?? 1));
+      const progress = CALIBRATION_END + ((SEARCH_END - CALIBRATION_END) * done) / strategies.length;
+      const current = await tx.job.update({
+        where: { id: jobId },
+        data: {
+          progress,
+          ...(strategy === spec.strategy && record.best ? { best: { strategy, ...record.best } } : {}),
+        },
+      });
+      if (current.cancelRequested) throw new CancelRequested();
+    },
   });
   const searches = await runSearches({
     spec,
@@ -159,7 +164,7 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
       ...(deps.masksPerTask ? { masksPerTask: deps.masksPerTask } : {}),
     }),
     influence,
-    cache: new PostgresFitnessCache(db, model.manifestSha256, evaluationSet),
+    cache,
     checkpoints: {
       load: (strategy) => checkpoints.load(strategy),
       save: async (strategy, checkpoint) => {

@@ -1,21 +1,22 @@
 import type { GenerationRecord, SearchCheckpoint, StrategyName, StrategyState } from '@evop/core';
 import type { CheckpointStore } from '@evop/pipeline';
-import type { Database } from './database.ts';
+import type { Database, Transaction } from './database.ts';
+import type { PostgresFitnessCache } from './postgres-fitness-cache.ts';
 
 /**
  * A job's search checkpoints as Generation rows: one per generation with its record and the strategy's whole
- * state, so a coordinator that takes over a job continues from the last one. `onSaved` runs inside the same
- * transaction (progress, best so far).
+ * state, so a coordinator that takes over a job continues from the last one. The generation's cache results and
+ * `onSaved` (progress, best so far) are written in the same transaction.
  */
 export class PostgresCheckpoints implements CheckpointStore {
   constructor(
     private readonly db: Database,
     private readonly jobId: string,
-    private readonly onSaved?: (
-      tx: Parameters<Parameters<Database['$transaction']>[0]>[0],
-      strategy: StrategyName,
-      record: GenerationRecord,
-    ) => Promise<void>,
+    private readonly options: {
+      /** A cache whose deferred results are written with each checkpoint. */
+      cache?: PostgresFitnessCache;
+      onSaved?: (tx: Transaction, strategy: StrategyName, record: GenerationRecord) => Promise<void>;
+    } = {},
   ) {}
 
   async load(strategy: StrategyName): Promise<SearchCheckpoint | undefined> {
@@ -40,7 +41,8 @@ export class PostgresCheckpoints implements CheckpointStore {
         create: { jobId: this.jobId, strategy, index: checkpoint.history.length, ...data },
         update: data,
       });
-      await this.onSaved?.(tx, strategy, record);
+      await this.options.cache?.flush(tx);
+      await this.options.onSaved?.(tx, strategy, record);
     });
   }
 }

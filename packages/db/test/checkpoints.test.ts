@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { type Candidate, createStrategy, runSearch, SearchSpace } from '@evop/core';
-import { createTestDatabase, PostgresCheckpoints, type TestDatabase } from '../src/index.ts';
+import {
+  createTestDatabase,
+  PostgresCheckpoints,
+  PostgresFitnessCache,
+  type TestDatabase,
+} from '../src/index.ts';
 
 let t: TestDatabase;
 before(async () => {
@@ -68,4 +73,53 @@ test('a search stopped and resumed from its PostgreSQL checkpoints retraces an u
   assert.deepEqual(resumed.history, uninterrupted.history);
   assert.deepEqual(resumed.best, uninterrupted.best);
   assert.equal(await t.db.generation.count({ where: { jobId: job.id } }), uninterrupted.history.length);
+});
+
+test('a search that dies while checkpointing resumes without counting its unsaved generation as cache hits', async () => {
+  const tenant = await t.db.tenant.create({ data: { name: 'u' } });
+  const common = { tenantId: tenant.id, name: 'm', sha256: 'a', bytes: 1n };
+  const model = await t.db.model.create({
+    data: {
+      ...common,
+      manifestSha256: 'b',
+      files: [],
+      tokenizerSha256: 'c',
+      tokenizerName: 'tok.bin',
+      layout: {},
+    },
+  });
+  const dataset = await t.db.dataset.create({ data: { ...common, format: 'text', documents: 1 } });
+  const newJob = () =>
+    t.db.job.create({ data: { tenantId: tenant.id, modelId: model.id, datasetId: dataset.id, spec: {} } });
+  const strategy = () => createStrategy('evop', space, { seed: 9, budget: 300 });
+  const run = async (set: string, dieAt?: number) => {
+    const job = await newJob();
+    let died = false;
+    const cache = new PostgresFitnessCache(t.db, 'model', set, { deferWrites: true });
+    const checkpoints = new PostgresCheckpoints(t.db, job.id, { cache });
+    const search = (resume?: Awaited<ReturnType<typeof checkpoints.load>>, cacheNow = cache) =>
+      runSearch({
+        strategy: strategy(),
+        evaluator,
+        cache: cacheNow,
+        ...(resume ? { resume } : {}),
+        checkpoint: async (c) => {
+          if (c.history.length === dieAt && !died) {
+            died = true;
+            throw new Error('the coordinator died');
+          }
+          await new PostgresCheckpoints(t.db, job.id, { cache: cacheNow }).save('evop', c);
+        },
+      });
+    if (dieAt === undefined) return search();
+    await assert.rejects(search(), /died/);
+    // Another coordinator: a fresh cache on the same rows, the last checkpoint.
+    return search(
+      await checkpoints.load('evop'),
+      new PostgresFitnessCache(t.db, 'model', set, { deferWrites: true }),
+    );
+  };
+  const uninterrupted = await run('set-a');
+  const resumed = await run('set-b', 3);
+  assert.deepEqual(resumed.history, uninterrupted.history);
 });
