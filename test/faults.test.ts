@@ -68,11 +68,14 @@ test('a corrupted cached artifact is refused by its sha256 and fetched again', a
   for (const file of cached) writeFileSync(file, Buffer.concat([readFileSync(file), Buffer.from('corrupt')]));
 
   await service.stack.addWorker(survivor.name); // the same cache folder
-  const submitted = await api.request('POST', '/v1/jobs', {
-    ...ids,
-    spec: { ...SMALL_SPEC, seed: 21, budget: 40 },
-  });
-  await finished(submitted.json.id);
+  const submitted = await api.request('POST', '/v1/jobs', { ...ids, spec: { ...SMALL_SPEC, seed: 23 } });
+  const report = await finished(submitted.json.id);
+  const local = await evopPrune(join(service.dir, 'local-23'), ['--seed', '23']);
+  assert.deepEqual(
+    report.searches[0]!.history,
+    local.searches[0]!.history,
+    'the same search as an undisturbed run',
+  );
   // The job needed the model's file: the corrupt copy was dropped and the right bytes fetched again.
   const onnx = (await api.request('GET', `/v1/models/${ids.modelId}`)).json.files[0].sha256 as string;
   const file = cached.find((f) => f.endsWith(onnx))!;
