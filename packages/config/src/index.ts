@@ -1,4 +1,5 @@
 export { DataFileNotFoundError, dataDirs, resolveDataFile } from './data-files.ts';
 export { createLogger, type Logger } from './logger.ts';
-export { ConfigError, type RuntimeConfig, runtimeConfig } from './runtime-config.ts';
+export { ConfigError } from './parse-env.ts';
+export { type RuntimeConfig, runtimeConfig } from './runtime-config.ts';
 export { requireServiceToken, type ServiceConfig, serviceConfig } from './service-config.ts';

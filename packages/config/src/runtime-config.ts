@@ -1,10 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
-
-/** An environment variable with a value evop cannot use; names the variable and what it accepts. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
+import { parseEnv } from './parse-env.ts';
 
 const positiveInt = z.coerce.number().int().positive();
 
@@ -32,13 +28,7 @@ export interface RuntimeConfig {
 }
 
 export function runtimeConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const name = String(issue.path[0]);
-    throw new ConfigError(`${name}=${JSON.stringify(env[name])} is invalid: ${issue.message}`);
-  }
-  const v = parsed.data;
+  const v = parseEnv(schema, env);
   const cores = availableParallelism();
   const evalThreads = v.EVOP_EVAL_THREADS ?? (v.EVOP_PROVIDER === 'cpu' ? cores : 1);
   return {

@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from './runtime-config.ts';
+import { ConfigError, parseEnv } from './parse-env.ts';
 
 const schema = z.object({
   DATABASE_URL: z.string().url().default('postgresql://evop:evop@127.0.0.1:5432/evop'),
@@ -48,13 +48,7 @@ export interface ServiceConfig {
 }
 
 export function serviceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const name = String(issue.path[0]);
-    throw new ConfigError(`${name}=${JSON.stringify(env[name])} is invalid: ${issue.message}`);
-  }
-  const v = parsed.data;
+  const v = parseEnv(schema, env);
   return {
     databaseUrl: v.DATABASE_URL,
     redisUrl: v.REDIS_URL,
