@@ -1,4 +1,7 @@
-import { type ArtifactStore, ArtifactTooLargeError, SAFE_FILE_NAME } from '@evop/data';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ArtifactStore, ArtifactTooLargeError, linkFiles, SAFE_FILE_NAME } from '@evop/data';
 import type { Database } from '@evop/db';
 import type { FastifyRequest } from 'fastify';
 import { recordArtifact } from './artifact-records.ts';
@@ -60,4 +63,22 @@ export async function receiveUpload(
     }
   }
   return { files: received, fields };
+}
+
+/** Links uploaded artifacts by file name into a folder of the staging area; returns the first file's path. */
+export type Stage = (files: readonly { name: string; sha256: string }[], subfolder?: string) => string;
+
+/**
+ * Runs `use` with a fresh staging folder where uploaded artifacts are linked under their file names (readModel
+ * finds external data beside the .onnx file, readCorpus tells JSONL by its name); the folder is removed after.
+ */
+export async function withStaging<T>(store: ArtifactStore, use: (stage: Stage) => Promise<T>): Promise<T> {
+  const dir = join(store.dir, '..', 'staging', randomBytes(8).toString('hex'));
+  try {
+    return await use((files, subfolder = '') =>
+      linkFiles(files, (sha) => store.storedPath(sha), join(dir, subfolder)),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -111,4 +111,14 @@ export class ArtifactStore {
     this.read(sha256);
     return this.file(sha256);
   }
+
+  /**
+   * The artifact's file without reading it again: for bytes this process has just stored (hashed on the way in),
+   * where a second pass over a model of many GiB would be wasted.
+   */
+  storedPath(sha256: string): string {
+    const file = this.file(sha256);
+    if (!existsSync(file)) throw new ArtifactError(sha256, 'missing');
+    return file;
+  }
 }

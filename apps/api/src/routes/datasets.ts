@@ -1,10 +1,8 @@
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { CorpusError, linkFiles, readCorpus } from '@evop/data';
+import { CorpusError, readCorpus } from '@evop/data';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
 import { invalid, notFound } from '../problem.ts';
-import { receiveUpload } from '../uploads.ts';
+import { receiveUpload, withStaging } from '../uploads.ts';
 import { datasetView, idParams } from '../views.ts';
 
 /** POST/GET /v1/datasets: a text corpus, checked on upload (documents counted). */
@@ -38,18 +36,10 @@ export const datasetRoutes =
         const format = fields.format ?? (file.filename.endsWith('.jsonl') ? 'jsonl' : 'text');
         if (format !== 'text' && format !== 'jsonl')
           throw invalid('format', `'${format}' is not text or jsonl`);
-        const dir = join(
-          deps.store.dir,
-          '..',
-          'staging',
-          `${Date.now()}-${Math.random().toString(36).slice(2)}`,
-        );
-        try {
-          const path = linkFiles(
-            [{ name: format === 'jsonl' ? 'corpus.jsonl' : 'corpus.txt', sha256: file.sha256 }],
-            (sha) => deps.store.verifiedPath(sha),
-            dir,
-          );
+        return withStaging(deps.store, async (stage) => {
+          const path = stage([
+            { name: format === 'jsonl' ? 'corpus.jsonl' : 'corpus.txt', sha256: file.sha256 },
+          ]);
           let documents: number;
           try {
             documents = readCorpus(path).length;
@@ -69,9 +59,7 @@ export const datasetRoutes =
             },
           });
           return reply.code(201).header('location', `/v1/datasets/${row.id}`).send(datasetView(row));
-        } finally {
-          rmSync(dir, { recursive: true, force: true });
-        }
+        });
       },
     );
 

@@ -1,12 +1,10 @@
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { linkFiles, loadTokenizer, type ModelManifest, serializeManifest } from '@evop/data';
+import { loadTokenizer, type ModelManifest, serializeManifest } from '@evop/data';
 import { discoverLayers, ModelError, readModel, unitsOf } from '@evop/onnx';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { recordArtifact } from '../artifact-records.ts';
 import type { ApiDeps } from '../deps.ts';
 import { invalid, notFound } from '../problem.ts';
-import { receiveUpload } from '../uploads.ts';
+import { receiveUpload, withStaging } from '../uploads.ts';
 import { idParams, modelView } from '../views.ts';
 
 /** POST/GET /v1/models: a model is its .onnx file, its external-data files and its tokenizer. */
@@ -49,14 +47,8 @@ export const modelRoutes =
         };
         if (new Set(manifest.files.map((f) => f.name)).size !== manifest.files.length)
           throw invalid('data', 'two files have the same name');
-        const dir = join(
-          deps.store.dir,
-          '..',
-          'staging',
-          `${Date.now()}-${Math.random().toString(36).slice(2)}`,
-        );
-        try {
-          const path = linkFiles(manifest.files, (sha) => deps.store.verifiedPath(sha), dir);
+        return withStaging(deps.store, async (stage) => {
+          const path = stage(manifest.files);
           let model: ReturnType<typeof readModel>;
           try {
             model = readModel(path);
@@ -70,10 +62,9 @@ export const modelRoutes =
             if (err instanceof ModelError) throw invalid('model', err.message);
             throw invalid('model', `not a decoder-only transformer (${(err as Error).message})`);
           }
-          const tokenizerPath = linkFiles(
+          const tokenizerPath = stage(
             [{ name: tokenizer[0]!.filename, sha256: tokenizer[0]!.sha256 }],
-            (sha) => deps.store.verifiedPath(sha),
-            join(dir, 'tokenizer'),
+            'tokenizer',
           );
           try {
             loadTokenizer(tokenizerPath);
@@ -97,9 +88,7 @@ export const modelRoutes =
             },
           });
           return reply.code(201).header('location', `/v1/models/${row.id}`).send(modelView(row));
-        } finally {
-          rmSync(dir, { recursive: true, force: true });
-        }
+        });
       },
     );
 
