@@ -63,10 +63,11 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
   const spec = job.spec as unknown as SearchSpec;
   const model = job.model;
   const layout = model.layout as unknown as DecoderLayout;
+  const startedAt = job.startedAt ?? new Date(); // a resumed job keeps the start of its first run
   const status = async (stage: string, progress: number) => {
     await db.job.update({
       where: { id: jobId },
-      data: { status: 'running', stage, progress, startedAt: job.startedAt ?? new Date() },
+      data: { status: 'running', stage, progress, startedAt },
     });
     await deps.publish(jobId, { type: 'status', status: 'running', stage, progress });
   };
@@ -212,7 +213,7 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
     searches,
     modelFile: 'model.onnx',
     finalized: { ...finalized, path: 'model.onnx' },
-    timings: { total: (Date.now() - (job.startedAt ?? new Date()).getTime()) / 1000 },
+    timings: { total: (Date.now() - startedAt.getTime()) / 1000 },
   });
   await db.$transaction([
     db.result.create({
