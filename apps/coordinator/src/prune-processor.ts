@@ -3,6 +3,7 @@ import { ArtifactError, CorpusError, TokenizerFileError } from '@evop/data';
 import { isUnavailableError } from '@evop/db';
 import { MaskError, ModelError } from '@evop/onnx';
 import { PipelineError } from '@evop/pipeline';
+import { isFinished } from '@evop/queue';
 import { DelayedError, type Job } from 'bullmq';
 import { CancelRequested, type JobRunnerDeps, runJob } from './job-runner.ts';
 
@@ -50,7 +51,7 @@ export class PruneProcessor {
     const { db, log } = this.deps;
     const { jobId } = job.data;
     const row = await db.job.findUnique({ where: { id: jobId } });
-    if (!row || ['succeeded', 'failed', 'cancelled'].includes(row.status)) return;
+    if (!row || isFinished(row.status)) return;
     const controller = new AbortController();
     this.running.set(jobId, controller);
     const jobLog = log.child({ job: jobId });

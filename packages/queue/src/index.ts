@@ -3,7 +3,10 @@ export { redisConnection } from './connection.ts';
 export {
   channels,
   type GenerationEvent,
+  isFinished,
+  JOB_STATUSES,
   type JobEvent,
+  type JobStatus,
   type JobStatusEvent,
   publishJobEvent,
 } from './job-events.ts';

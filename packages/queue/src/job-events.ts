@@ -1,10 +1,18 @@
 import type { GenerationRecord } from '@evop/core';
 import type { Redis } from 'ioredis';
 
+/** A job's statuses; the last three are final. */
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** Whether a job has ended (succeeded, failed or cancelled): nothing about it changes any more. */
+export const isFinished = (status: string) =>
+  status === 'succeeded' || status === 'failed' || status === 'cancelled';
+
 /** A job's status as the API reports it. */
 export interface JobStatusEvent {
   type: 'status';
-  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  status: JobStatus;
   stage: string | null;
   progress: number;
   error?: string | null;

@@ -1,10 +1,9 @@
-import type { JobEvent } from '@evop/queue';
+import { isFinished, type JobEvent } from '@evop/queue';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
 import { notFound } from '../problem.ts';
 import { idParams } from '../views.ts';
 
-const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 const KEEPALIVE_MS = 15_000;
 
 /**
@@ -62,7 +61,7 @@ export const eventRoutes =
             raw.write(`event: generation\nid: ${key}\ndata: ${JSON.stringify(event)}\n\n`);
           } else {
             raw.write(`event: status\ndata: ${JSON.stringify(event)}\n\n`);
-            if (TERMINAL.has(event.status)) end();
+            if (isFinished(event.status)) end();
           }
         };
         const keepalive = setInterval(() => raw.write(': keepalive\n\n'), KEEPALIVE_MS);
@@ -82,12 +81,12 @@ export const eventRoutes =
           progress: j.progress,
           error: j.error,
         });
-        if (!TERMINAL.has(current.status)) write(status(current));
+        if (!isFinished(current.status)) write(status(current));
         for (const g of generations)
           write({ type: 'generation', strategy: g.strategy, record: JSON.parse(g.record) });
         for (const event of live) write(event);
         send = write;
-        if (TERMINAL.has(current.status)) write(status(current));
+        if (isFinished(current.status)) write(status(current));
       },
     );
   };

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { DecoderLayout } from '@evop/onnx';
 import { PipelineError, planSearch, searchSpecSchema } from '@evop/pipeline';
-import { channels, publishJobEvent, QUEUES } from '@evop/queue';
+import { channels, isFinished, JOB_STATUSES, publishJobEvent, QUEUES } from '@evop/queue';
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -16,8 +16,6 @@ const createJob = z
     spec: searchSpecSchema,
   })
   .strict();
-
-const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 
 /** Jobs: submit (202 + Location, Idempotency-Key), list, inspect, generations, cancel. */
 export const jobRoutes =
@@ -109,7 +107,7 @@ export const jobRoutes =
           summary: 'List jobs, newest first',
           tags: ['jobs'],
           querystring: z.object({
-            status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
+            status: z.enum(JOB_STATUSES).optional(),
             limit: z.coerce.number().int().min(1).max(500).default(50),
           }),
         },
@@ -178,7 +176,7 @@ export const jobRoutes =
       },
       async (request, reply) => {
         const job = await ownJob(request.params.id, request.tenantId);
-        if (TERMINAL.includes(job.status))
+        if (isFinished(job.status))
           throw new ApiError(
             409,
             'Conflict',
