@@ -3,11 +3,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { resolveDataFile } from '@evop/config';
-import { llama2cToOnnx, readLlama2cCheckpoint, writeModel } from '@evop/onnx';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import type { ServiceClient } from './service-client.ts';
-import { data, type Service, startService, uploadFixtures } from './service-fixture.ts';
+import { type Service, startService, uploadDeep16, uploadFixtures } from './service-fixture.ts';
 
 // Screenshots of every state, kept as test artefacts (gitignored).
 const shots = fileURLToPath(new URL('./artifacts/', import.meta.url));
@@ -130,18 +128,8 @@ test('a failed job shows its error, a cancelled one says so, and a lost connecti
   await page.waitForSelector('#job-error:has-text("data: the corpora give")');
   await page.screenshot({ path: join(shots, 'job-failed.png') });
 
-  const deep = join(service.dir, 'deep16.onnx');
-  writeModel(
-    llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile('stories-deep16/stories-deep16.bin'))),
-    deep,
-  );
-  const model = await api.upload(
-    '/v1/models',
-    { name: 'deep16' },
-    { model: [deep], tokenizer: [data.tokenizer] },
-  );
   const long = await api.request('POST', '/v1/jobs', {
-    modelId: model.json.id,
+    modelId: await uploadDeep16(service, api),
     datasetId: ids.datasetId,
     spec: { ...spec, target: { units: 6 }, budget: 100_000 },
   });

@@ -3,9 +3,15 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { PruneReport } from '@evop/pipeline';
 import type { ServiceClient } from './service-client.ts';
-import { evopPrune, type Service, SMALL_SPEC, startService, uploadFixtures } from './service-fixture.ts';
+import {
+  assertUndisturbed,
+  finishedReport,
+  type Service,
+  SMALL_SPEC,
+  startService,
+  uploadFixtures,
+} from './service-fixture.ts';
 
 let service: Service;
 let api: ServiceClient;
@@ -24,12 +30,6 @@ const filesUnder = (dir: string): string[] =>
     statSync(join(dir, n)).isDirectory() ? filesUnder(join(dir, n)) : [join(dir, n)],
   );
 
-async function finished(id: string): Promise<PruneReport> {
-  const job = await api.waitFor(id, (j) => j.status === 'succeeded' || j.status === 'failed', 300_000);
-  assert.equal(job.status, 'succeeded', String(job.error));
-  return (await api.request('GET', `/v1/jobs/${id}/report.json`)).json as PruneReport;
-}
-
 test('kill -9 of a worker mid-search: its task goes to another, and the job ends as an undisturbed run', async () => {
   const submitted = await api.request('POST', '/v1/jobs', { ...ids, spec: { ...SMALL_SPEC, seed: 21 } });
   const id = submitted.json.id as string;
@@ -41,20 +41,10 @@ test('kill -9 of a worker mid-search: its task goes to another, and the job ends
     service.killed.add(victim);
     worker.child.kill('SIGKILL');
   });
-  const report = await finished(id);
+  const report = await finishedReport(api, id);
   await streamed;
   assert.ok(victim, 'a worker was killed');
-  const local = await evopPrune(join(service.dir, 'local-21'), ['--seed', '21']);
-  assert.equal(report.result.mask, local.result.mask);
-  assert.deepEqual(
-    report.searches[0]!.history,
-    local.searches[0]!.history,
-    'no evaluation lost or counted twice',
-  );
-  assert.deepEqual(
-    report.table.map((r) => r.perplexity),
-    local.table.map((r) => r.perplexity),
-  );
+  await assertUndisturbed(service, report, 21);
 });
 
 test('a corrupted cached artifact is refused by its sha256 and fetched again', async () => {
@@ -69,13 +59,7 @@ test('a corrupted cached artifact is refused by its sha256 and fetched again', a
 
   await service.stack.addWorker(survivor.name); // the same cache folder
   const submitted = await api.request('POST', '/v1/jobs', { ...ids, spec: { ...SMALL_SPEC, seed: 23 } });
-  const report = await finished(submitted.json.id);
-  const local = await evopPrune(join(service.dir, 'local-23'), ['--seed', '23']);
-  assert.deepEqual(
-    report.searches[0]!.history,
-    local.searches[0]!.history,
-    'the same search as an undisturbed run',
-  );
+  await assertUndisturbed(service, await finishedReport(api, submitted.json.id), 23);
   // The job needed the model's file: the corrupt copy was dropped and the right bytes fetched again.
   const onnx = (await api.request('GET', `/v1/models/${ids.modelId}`)).json.files[0].sha256 as string;
   const file = cached.find((f) => f.endsWith(onnx))!;

@@ -6,7 +6,14 @@ import { after, before, test } from 'node:test';
 import type { PruneReport } from '@evop/pipeline';
 import { ownPostgres, ownRedis } from './own-servers.ts';
 import type { ServiceClient } from './service-client.ts';
-import { evopPrune, type Service, SMALL_SPEC, startService, uploadFixtures } from './service-fixture.ts';
+import {
+  assertUndisturbed,
+  finishedReport,
+  type Service,
+  SMALL_SPEC,
+  startService,
+  uploadFixtures,
+} from './service-fixture.ts';
 
 // Servers of this file's own, restarted mid-job; the machine's shared PostgreSQL and Redis are never touched.
 const pgDir = mkdtempSync(join(tmpdir(), 'evop-pg-'));
@@ -45,23 +52,7 @@ async function jobThrough(seed: number, outage: () => Promise<void>): Promise<Pr
     })
     .catch(() => {}); // the stream may be cut by the outage; the job is polled below
   await done;
-  const job = await api.waitFor(id, (j) => j.status === 'succeeded' || j.status === 'failed', 300_000);
-  assert.equal(job.status, 'succeeded', String(job.error));
-  return (await api.request('GET', `/v1/jobs/${id}/report.json`)).json as PruneReport;
-}
-
-async function assertUndisturbed(report: PruneReport, seed: number) {
-  const local = await evopPrune(join(service.dir, `local-${seed}`), ['--seed', String(seed)]);
-  assert.equal(report.result.mask, local.result.mask);
-  assert.deepEqual(
-    report.searches[0]!.history,
-    local.searches[0]!.history,
-    'no evaluation lost or counted twice',
-  );
-  assert.deepEqual(
-    report.table.map((r) => r.perplexity),
-    local.table.map((r) => r.perplexity),
-  );
+  return finishedReport(api, id);
 }
 
 test('Redis restarted mid-job: the job ends as an undisturbed run', async () => {
@@ -70,7 +61,7 @@ test('Redis restarted mid-job: the job ends as an undisturbed run', async () => 
     await new Promise((r) => setTimeout(r, 2000));
     await redis.start();
   });
-  await assertUndisturbed(report, 41);
+  await assertUndisturbed(service, report, 41);
 });
 
 test('PostgreSQL restarted mid-job: the API answers 503 meanwhile, then recovers; the job ends as an undisturbed run', async () => {
@@ -85,5 +76,5 @@ test('PostgreSQL restarted mid-job: the API answers 503 meanwhile, then recovers
   });
   assert.deepEqual(during, { ready: 503, jobs: 503, type: 'application/problem+json; charset=utf-8' });
   assert.equal((await fetch(`${service.stack.apiUrl}/readyz`)).status, 200);
-  await assertUndisturbed(report, 43);
+  await assertUndisturbed(service, report, 43);
 });

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { Stack } from '@evop/cli';
 import { resolveDataFile } from '@evop/config';
 import { createApiKey, createTestDatabase, type TestDatabase } from '@evop/db';
+import { llama2cToOnnx, readLlama2cCheckpoint, writeModel } from '@evop/onnx';
 import type { PruneReport } from '@evop/pipeline';
 import { QUEUES, redisConnection } from '@evop/queue';
 import { Queue } from 'bullmq';
@@ -149,4 +150,45 @@ export async function evopPrune(out: string, extra: string[]): Promise<PruneRepo
     { env: { ...process.env, ...RUNTIME } },
   );
   return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as PruneReport;
+}
+
+/** Waits for a job to end, asserts it succeeded, and returns its report. */
+export async function finishedReport(api: ServiceClient, id: string): Promise<PruneReport> {
+  const job = await api.waitFor(id, (j) => j.status === 'succeeded' || j.status === 'failed', 300_000);
+  assert.equal(job.status, 'succeeded', String(job.error));
+  return (await api.request('GET', `/v1/jobs/${id}/report.json`)).json as PruneReport;
+}
+
+/**
+ * Asserts that a service job with SMALL_SPEC and `seed` ended as an undisturbed `evop prune` run: the same mask,
+ * the same search history to the last bit (nothing lost or counted twice) and the same held-out perplexities.
+ */
+export async function assertUndisturbed(service: Service, report: PruneReport, seed: number): Promise<void> {
+  const local = await evopPrune(join(service.dir, `local-${seed}`), ['--seed', String(seed)]);
+  assert.equal(report.result.mask, local.result.mask);
+  assert.deepEqual(
+    report.searches[0]!.history,
+    local.searches[0]!.history,
+    'no evaluation lost or counted twice',
+  );
+  assert.deepEqual(
+    report.table.map((r) => r.perplexity),
+    local.table.map((r) => r.perplexity),
+  );
+}
+
+/** stories-deep16 converted to ONNX and uploaded: a model whose searches run long enough to interrupt. */
+export async function uploadDeep16(service: Service, api: ServiceClient): Promise<string> {
+  const path = join(service.dir, 'deep16.onnx');
+  writeModel(
+    llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile('stories-deep16/stories-deep16.bin'))),
+    path,
+  );
+  const model = await api.upload(
+    '/v1/models',
+    { name: 'deep16' },
+    { model: [path], tokenizer: [data.tokenizer] },
+  );
+  assert.equal(model.status, 201, JSON.stringify(model.json));
+  return model.json.id as string;
 }

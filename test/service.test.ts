@@ -5,13 +5,12 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Stack } from '@evop/cli';
 import { resolveDataFile } from '@evop/config';
-import { llama2cToOnnx, readLlama2cCheckpoint, writeModel } from '@evop/onnx';
 import type { PruneReport } from '@evop/pipeline';
 import { QUEUES, redisConnection } from '@evop/queue';
 import { Queue } from 'bullmq';
 import * as ort from 'onnxruntime-node';
 import { ServiceClient } from './service-client.ts';
-import { data, evopPrune, type Service, SMALL_SPEC, startService } from './service-fixture.ts';
+import { data, evopPrune, type Service, SMALL_SPEC, startService, uploadDeep16 } from './service-fixture.ts';
 
 const fusedExport = resolveDataFile('onnx-ort-tiny-random-gpt2-fused/past.onnx');
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -212,19 +211,12 @@ test('a job whose coordinator is killed is finished by another, with the history
 });
 
 test('cancel stops a running job within one generation and removes its waiting tasks', async () => {
-  const deep = join(dir, 'deep16.onnx');
-  writeModel(
-    llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile('stories-deep16/stories-deep16.bin'))),
-    deep,
-  );
-  const model = await api.upload(
-    '/v1/models',
-    { name: 'deep16' },
-    { model: [deep], tokenizer: [data.tokenizer] },
-  );
-  assert.equal(model.status, 201, JSON.stringify(model.json));
   const long = { target: { units: 6 }, budget: 100_000, calibration: 8, heldOut: 8, seqLen: 64, seed: 1 };
-  const submitted = await api.request('POST', '/v1/jobs', { modelId: model.json.id, datasetId, spec: long });
+  const submitted = await api.request('POST', '/v1/jobs', {
+    modelId: await uploadDeep16(service, api),
+    datasetId,
+    spec: long,
+  });
   const id = submitted.json.id as string;
   let atCancel = -1;
   const cancelled = api.events(`/v1/jobs/${id}/events`, (e) => {

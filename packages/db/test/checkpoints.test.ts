@@ -28,8 +28,13 @@ const space = new SearchSpace({
   target: { units: 5 },
 });
 
-test('a search stopped and resumed from its PostgreSQL checkpoints retraces an uninterrupted one exactly', async () => {
-  const tenant = await t.db.tenant.create({ data: { name: 't' } });
+/** A job row (with its tenant, model and dataset) for checkpoints to belong to. */
+async function newJob(tenantName: string) {
+  const tenant = await t.db.tenant.upsert({
+    where: { name: tenantName },
+    create: { name: tenantName },
+    update: {},
+  });
   const common = { tenantId: tenant.id, name: 'm', sha256: 'a', bytes: 1n };
   const model = await t.db.model.create({
     data: {
@@ -42,9 +47,13 @@ test('a search stopped and resumed from its PostgreSQL checkpoints retraces an u
     },
   });
   const dataset = await t.db.dataset.create({ data: { ...common, format: 'text', documents: 1 } });
-  const job = await t.db.job.create({
+  return t.db.job.create({
     data: { tenantId: tenant.id, modelId: model.id, datasetId: dataset.id, spec: {} },
   });
+}
+
+test('a search stopped and resumed from its PostgreSQL checkpoints retraces an uninterrupted one exactly', async () => {
+  const job = await newJob('t');
   const uninterrupted = await runSearch({
     strategy: createStrategy('evop', space, { seed: 7, budget: 300 }),
     evaluator,
@@ -76,24 +85,9 @@ test('a search stopped and resumed from its PostgreSQL checkpoints retraces an u
 });
 
 test('a search that dies while checkpointing resumes without counting its unsaved generation as cache hits', async () => {
-  const tenant = await t.db.tenant.create({ data: { name: 'u' } });
-  const common = { tenantId: tenant.id, name: 'm', sha256: 'a', bytes: 1n };
-  const model = await t.db.model.create({
-    data: {
-      ...common,
-      manifestSha256: 'b',
-      files: [],
-      tokenizerSha256: 'c',
-      tokenizerName: 'tok.bin',
-      layout: {},
-    },
-  });
-  const dataset = await t.db.dataset.create({ data: { ...common, format: 'text', documents: 1 } });
-  const newJob = () =>
-    t.db.job.create({ data: { tenantId: tenant.id, modelId: model.id, datasetId: dataset.id, spec: {} } });
   const strategy = () => createStrategy('evop', space, { seed: 9, budget: 300 });
   const run = async (set: string, dieAt?: number) => {
-    const job = await newJob();
+    const job = await newJob('u');
     let died = false;
     const cache = new PostgresFitnessCache(t.db, 'model', set, { deferWrites: true });
     const checkpoints = new PostgresCheckpoints(t.db, job.id, { cache });
