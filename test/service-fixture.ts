@@ -123,33 +123,23 @@ export const SMALL_SPEC = {
   seqLen: 64,
 };
 
-/** `evop prune` with SMALL_SPEC on the fixture files, in its own process; returns its report. */
-export async function evopPrune(out: string, extra: string[]): Promise<PruneReport> {
-  const args = ['--remove', '2', '--granularity', 'sublayer', '--budget', '60', '--calibration', '8'];
-  await promisify(execFile)(
-    process.execPath,
-    [
-      evopBin,
-      'prune',
-      '--model',
-      data.model,
-      '--tokenizer',
-      data.tokenizer,
-      '--data',
-      data.stories,
-      ...args,
-      '--held-out',
-      '8',
-      '--seq-len',
-      '64',
-      '--quiet',
-      '--out',
-      out,
-      ...extra,
-    ],
-    { env: { ...process.env, ...RUNTIME } },
-  );
+/** `evop prune` with `args` in its own process, writing to `out`; returns its report. */
+export async function runEvopPrune(
+  args: string[],
+  out: string,
+  env: NodeJS.ProcessEnv = RUNTIME,
+): Promise<PruneReport> {
+  await promisify(execFile)(process.execPath, [evopBin, 'prune', ...args, '--quiet', '--out', out], {
+    env: { ...process.env, ...env },
+  });
   return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as PruneReport;
+}
+
+/** `evop prune` with SMALL_SPEC on the fixture files; returns its report. */
+export function evopPrune(out: string, extra: string[]): Promise<PruneReport> {
+  const files = ['--model', data.model, '--tokenizer', data.tokenizer, '--data', data.stories];
+  const spec = ['--remove', '2', '--granularity', 'sublayer', '--budget', '60', '--calibration', '8'];
+  return runEvopPrune([...files, ...spec, '--held-out', '8', '--seq-len', '64', ...extra], out);
 }
 
 /** Waits for a job to end, asserts it succeeded, and returns its report. */

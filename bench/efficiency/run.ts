@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveDataFile, runtimeConfig } from '@evop/config';
 import { createStrategy, runSearch } from '@evop/core';
-import { Llama2cTokenizer, readCorpus } from '@evop/data';
-import { discoverLayers, llama2cToOnnx, readLlama2cCheckpoint, readModel, writeModel } from '@evop/onnx';
+import { readCorpus } from '@evop/data';
 import {
   calibrate,
   PrefixEvaluator,
@@ -21,10 +20,11 @@ import {
 } from '@evop/pipeline';
 import { InferencePool, OnnxEvaluator } from '@evop/runtime';
 import { machine, saveResult, table } from '../report.ts';
+import { storiesModel } from '../stories-model.ts';
 
 const SETTINGS = [
-  { model: 'stories260K/stories260K.bin', granularity: 'sublayer', units: 4 },
-  { model: 'stories-deep16/stories-deep16.bin', granularity: 'layer', units: 4 },
+  { model: 'stories260K', granularity: 'sublayer', units: 4 },
+  { model: 'stories-deep16', granularity: 'layer', units: 4 },
 ] as const;
 const SEEDS = [0, 1, 2];
 const dir = mkdtempSync(join(tmpdir(), 'evop-efficiency-'));
@@ -32,12 +32,8 @@ const pool = new InferencePool({ config: runtimeConfig() });
 const rows: Record<string, unknown>[] = [];
 try {
   const docs = readCorpus(resolveDataFile('tinystories-valid-sample/tinystories_val.txt'));
-  const tokenizer = Llama2cTokenizer.fromFile(resolveDataFile('stories260K/tok512.bin'));
   for (const setting of SETTINGS) {
-    const path = join(dir, `${setting.model.split('/')[0]}.onnx`);
-    writeModel(llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile(setting.model))), path);
-    const model = readModel(path);
-    const layout = discoverLayers(model.proto);
+    const { model, layout, tokenizer } = storiesModel(setting.model, dir);
     const spec = searchSpecSchema.parse({
       target: { units: setting.units },
       granularity: setting.granularity,
@@ -70,7 +66,7 @@ try {
       });
       const found = evop.history.find((g) => g.best?.mask === optimum.mask);
       rows.push({
-        setting: `${setting.model.split('/')[0]} ${setting.units} of ${space.size} ${setting.granularity}s`,
+        setting: `${setting.model} ${setting.units} of ${space.size} ${setting.granularity}s`,
         masks: space.maskCount,
         seed,
         exhaustiveEvaluations: exhaustive.history.at(-1)!.evaluations,

@@ -8,17 +8,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveDataFile, runtimeConfig } from '@evop/config';
-import {
-  discoverLayers,
-  llama2cToOnnx,
-  pruneModel,
-  readLlama2cCheckpoint,
-  readModel,
-  writeModel,
-} from '@evop/onnx';
+import { runtimeConfig } from '@evop/config';
+import { discoverLayers, pruneModel, readModel, writeModel } from '@evop/onnx';
 import { InferencePool, measureLatency } from '@evop/runtime';
 import { machine, saveResult, table } from '../report.ts';
+import { storiesModel } from '../stories-model.ts';
 
 const SETTINGS = { seqLen: 128, decodeTokens: 32, warmup: 3, repeats: 15 };
 const ROUNDS = 5;
@@ -26,13 +20,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const dir = mkdtempSync(join(tmpdir(), 'evop-latency-'));
 const pool = new InferencePool({ config: runtimeConfig() });
 try {
-  const densePath = join(dir, 'dense.onnx');
-  writeModel(
-    llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile('stories-deep16/stories-deep16.bin'))),
-    densePath,
-  );
-  const dense = readModel(densePath);
-  const layout = discoverLayers(dense.proto);
+  const { model: dense, layout } = storiesModel('stories-deep16', dir);
+  const densePath = dense.path;
   const L = layout.layers;
   const denseLatency = await measureLatency(pool, densePath, layout, SETTINGS);
   const rows = [];

@@ -5,15 +5,10 @@
  * `npm run bench:load`; results in bench/results/load.json. Bounded: it stops after LIMIT_S seconds.
  */
 
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
-import { Stack } from '@evop/cli';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { resolveDataFile } from '@evop/config';
-import { createApiKey, createTestDatabase } from '@evop/db';
-import { QUEUES, redisConnection } from '@evop/queue';
-import { Queue } from 'bullmq';
+import { startService } from '@evop/integration-tests/service-fixture';
 import { machine, saveResult, table } from '../report.ts';
 
 const JOBS = Number(process.env.JOBS ?? 40);
@@ -21,24 +16,10 @@ const CLIENTS = Number(process.env.CLIENTS ?? 50);
 const WORKERS = Number(process.env.WORKERS ?? 2);
 const LIMIT_S = Number(process.env.LIMIT_S ?? 600);
 
-const dir = mkdtempSync(join(tmpdir(), 'evop-load-'));
-const prefix = `evop-bench-${randomBytes(4).toString('hex')}`;
-const t = await createTestDatabase();
-const stack = await Stack.start({
-  workers: WORKERS,
-  port: 0,
-  migrate: false,
-  dataDir: dir,
-  env: {
-    DATABASE_URL: t.url,
-    EVOP_QUEUE_PREFIX: prefix,
-    EVOP_PROVIDER: 'cpu',
-    LOG_LEVEL: 'warn',
-    EVOP_RATE_LIMIT: '1000000',
-  },
-  onLine: () => {},
-});
-const key = (await createApiKey(t.db, 'load')).key;
+const service = await startService(WORKERS, { EVOP_RATE_LIMIT: '1000000' });
+const { stack } = service;
+const t = service.db;
+const key = (await service.client('load')).key;
 const latencies: Record<string, number[]> = {};
 let errors = 0;
 const call = async (kind: string, path: string, init: RequestInit = {}) => {
@@ -168,14 +149,5 @@ try {
   });
   process.stdout.write(`saved ${path}\n`);
 } finally {
-  await stack.stop();
-  for (const name of Object.values(QUEUES)) {
-    const connection = redisConnection();
-    const q = new Queue(name, { connection, prefix });
-    await q.obliterate({ force: true });
-    await q.close();
-    await connection.quit();
-  }
-  await t.drop();
-  rmSync(dir, { recursive: true, force: true });
+  await service.close();
 }

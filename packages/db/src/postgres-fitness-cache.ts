@@ -29,7 +29,11 @@ export class PostgresFitnessCache implements FitnessCache {
       where: {
         modelSha256: this.modelSha256,
         windowsSha256: this.windowsSha256,
-        OR: candidates.map((c) => ({ fidelity: c.fidelity, mask: c.mask })),
+        // One `mask IN (…)` per fidelity (a generation has one or two) rather than one OR branch per candidate.
+        OR: [...new Set(candidates.map((c) => c.fidelity))].map((fidelity) => ({
+          fidelity,
+          mask: { in: candidates.filter((c) => c.fidelity === fidelity).map((c) => c.mask) },
+        })),
       },
     });
     const byKey = new Map(rows.map((r) => [`${r.fidelity}/${r.mask}`, r]));

@@ -1,0 +1,376 @@
+/**
+ * Quality against the peer methods (issue: benchmarks). For each setting and seed: calibration windows drawn from
+ * the TinyStories pool (CCDS, the seed drives calibration and search as `evop prune --seed` does), then evop, the
+ * peer methods of its granularity, random search on evop's budget and exhaustive search where the space has
+ * ≤ 5000 masks, each on its own fitness cache; every best mask then measured on held-out TinyStories windows and
+ * on out-of-domain WikiText-2 windows that no calibration pool contains. Ablations on a mixed TinyStories +
+ * WikiText-2 pool: CCDS vs random calibration, and the mean vs the cluster-balanced objective.
+ * `npm run bench:quality [-- FILTER]`; results in bench/results/quality.json, or with FILTER (run only the parts
+ * whose label contains it) in bench/results/quality-FILTER.json.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveDataFile, runtimeConfig } from '@evop/config';
+import { createStrategy, MemoryFitnessCache, type Objective, runSearch, type StrategyName } from '@evop/core';
+import { readCorpus, type Tokenizer, type TokenWindows, windowsFromDocuments } from '@evop/data';
+import {
+  calibrate,
+  PEERS,
+  PrefixEvaluator,
+  planSearch,
+  poolSize,
+  poolWindows,
+  type SearchSpec,
+  searchSpecSchema,
+  splitWindows,
+} from '@evop/pipeline';
+import { InferencePool, OnnxEvaluator } from '@evop/runtime';
+import { machine, saveResult, table } from '../report.ts';
+import { type StoriesModelName, storiesModel } from '../stories-model.ts';
+
+interface Setting {
+  model: StoriesModelName;
+  granularity: SearchSpec['granularity'];
+  units: number;
+  /** The search budget, when not PROTOCOL's. */
+  budget?: number;
+}
+
+const SETTINGS: Setting[] = [
+  { model: 'stories260K', granularity: 'sublayer', units: 4 },
+  { model: 'stories-deep16', granularity: 'layer', units: 4 },
+  { model: 'stories-deep16', granularity: 'layer', units: 6 },
+  { model: 'stories-deep16', granularity: 'sublayer', units: 8 },
+  // The largest space again, at `evop prune`'s default budget.
+  { model: 'stories-deep16', granularity: 'sublayer', units: 8, budget: 1000 },
+];
+const ABLATION: Setting = { model: 'stories-deep16', granularity: 'layer', units: 6 };
+const ABLATIONS: { name: string; sampling: SearchSpec['sampling']; objective: Objective }[] = [
+  { name: 'CCDS, mean', sampling: 'ccds', objective: 'mean' },
+  { name: 'random, mean', sampling: 'random', objective: 'mean' },
+  { name: 'CCDS, cluster-balanced', sampling: 'ccds', objective: 'cluster-balanced' },
+  { name: 'CCDS, worst-cluster', sampling: 'ccds', objective: 'worst-cluster' },
+];
+const SEEDS = [0, 1, 2];
+/** Search windows and budget, small enough for the whole benchmark to run on two cores in well under an hour. */
+const PROTOCOL = {
+  calibration: 32,
+  clusters: 8,
+  seqLen: 64,
+  budget: 400,
+  heldOutWindows: 64,
+  maxMasks: 5000,
+};
+
+const filter = process.argv[2] ?? '';
+const label = (s: Setting) => {
+  const units = s.model === 'stories260K' ? 5 : 16;
+  const budget = s.budget ? `, budget ${s.budget}` : '';
+  return `${s.model} ${s.units}/${s.granularity === 'layer' ? units : 2 * units} ${s.granularity}s${budget}`;
+};
+const ppl = (r: { nllSum: number; count: number }) => Math.exp(r.nllSum / r.count);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+const dir = mkdtempSync(join(tmpdir(), 'evop-quality-'));
+const pool = new InferencePool({ config: runtimeConfig() });
+const tiny = readCorpus(resolveDataFile('tinystories-valid-sample/tinystories_val.txt'));
+const wiki = readCorpus(resolveDataFile('wikitext-2-raw-test/wikitext-2-raw-v1-test.txt'));
+
+/** Windows [from, from + count) of a corpus: past every calibration pool, so no search ever saw them. */
+function heldOutWindows(docs: string[], tokenizer: Tokenizer, from: number): TokenWindows {
+  const count = PROTOCOL.heldOutWindows;
+  const all = windowsFromDocuments(docs, tokenizer, PROTOCOL.seqLen, from + count);
+  if (all.count < from + count)
+    throw new Error(`the corpus gives ${all.count} windows, ${from + count} needed`);
+  return all.select(Array.from({ length: count }, (_, i) => from + i));
+}
+
+interface Trial {
+  setting: Setting;
+  /** The search's seed. */
+  seed: number;
+  /** The seed of the calibration sample: fixed in the quality tables, the search seed in the ablations. */
+  calibrationSeed: number;
+  sampling: SearchSpec['sampling'];
+  objective: Objective;
+  /** Calibrate on TinyStories + WikiText-2 instead of TinyStories alone. */
+  mixed: boolean;
+  strategies: StrategyName[];
+}
+
+interface Searched {
+  strategy: string;
+  mask: string;
+  calibrationFitness: number | null;
+  evaluations: number;
+  fullEvalEquivalents: number;
+  seconds: number;
+}
+
+interface TrialRow extends Searched {
+  setting: string;
+  seed: number;
+  calibrationSeed: number;
+  sampling: string;
+  objective: string;
+  pool: string;
+  tinystoriesPerplexity: number;
+  wikitextPerplexity: number;
+}
+
+/** Strategies that ignore the seed: run once per calibration, their result stands for every seed. */
+const SEEDLESS = new Set<StrategyName>(['exhaustive', 'shortgpt', 'sleb', 'blockpruner']);
+
+/** One promise per key: models, calibrations and seedless searches are computed once and shared. */
+const memo = new Map<string, Promise<unknown>>();
+function once<T>(key: string, make: () => Promise<T>): Promise<T> {
+  if (!memo.has(key)) memo.set(key, make());
+  return memo.get(key) as Promise<T>;
+}
+
+const loadModel = (s: Setting) =>
+  once(`${s.model}:${s.granularity}`, async () => {
+    const { model, layout, tokenizer } = storiesModel(s.model, dir);
+    const dense = await OnnxEvaluator.create({
+      pool,
+      model,
+      layout,
+      granularity: s.granularity,
+      cacheDir: dir,
+    });
+    return { layout, tokenizer, dense };
+  });
+
+function specOf(trial: Trial): SearchSpec {
+  return searchSpecSchema.parse({
+    target: { units: trial.setting.units },
+    granularity: trial.setting.granularity,
+    seed: trial.seed,
+    objective: trial.objective,
+    sampling: trial.sampling,
+    budget: trial.setting.budget ?? PROTOCOL.budget,
+    calibration: PROTOCOL.calibration,
+    heldOut: PROTOCOL.clusters,
+    clusters: PROTOCOL.clusters,
+    seqLen: PROTOCOL.seqLen,
+  });
+}
+
+/** The trial's calibration windows (as the search sees them), block influence and held-out windows. */
+const calibrationOf = (trial: Trial, spec: SearchSpec) =>
+  once(
+    `${trial.setting.model}:${trial.setting.granularity}:${trial.sampling}:${trial.mixed}:${trial.calibrationSeed}`,
+    async () => {
+      const { layout, tokenizer, dense } = await loadModel(trial.setting);
+      const calibrationSpec = { ...spec, seed: trial.calibrationSeed };
+      const windows = poolWindows(trial.mixed ? [tiny, wiki] : [tiny], tokenizer, calibrationSpec);
+      const states = spec.sampling === 'ccds' ? await dense.pooledStates(windows) : undefined;
+      const calibration = calibrate(calibrationSpec, windows, states, layout.hiddenSize);
+      const { search } = splitWindows(windows, calibration);
+      const from = poolSize(spec);
+      return {
+        search,
+        influence: (await dense.unitCosines(search.windows)).map((c) => 1 - c),
+        heldOut: [heldOutWindows(tiny, tokenizer, from), heldOutWindows(wiki, tokenizer, from)] as const,
+      };
+    },
+  );
+
+async function runTrial(trial: Trial): Promise<TrialRow[]> {
+  const spec = specOf(trial);
+  const { layout, dense } = await loadModel(trial.setting);
+  const { search, influence, heldOut } = await calibrationOf(trial, spec);
+  const { space } = planSearch(layout, spec);
+  const evaluator = new PrefixEvaluator(dense, search.windows, search.clusters);
+  const searchOnce = async (name: StrategyName): Promise<Searched> => {
+    const started = performance.now();
+    const outcome = await runSearch({
+      strategy: createStrategy(name, space, {
+        seed: spec.seed,
+        budget: spec.budget,
+        influence,
+        maxMasks: PROTOCOL.maxMasks,
+      }),
+      evaluator,
+      objective: spec.objective,
+      cache: new MemoryFitnessCache(),
+    });
+    const last = outcome.history.at(-1)!;
+    return {
+      strategy: name,
+      mask: outcome.best!.mask,
+      calibrationFitness: outcome.best!.fitness,
+      evaluations: last.evaluations,
+      fullEvalEquivalents: last.spent,
+      seconds: (performance.now() - started) / 1000,
+    };
+  };
+  const searched: Searched[] = [];
+  for (const name of trial.strategies)
+    searched.push(
+      SEEDLESS.has(name)
+        ? await once(`${JSON.stringify({ ...trial, seed: 0, strategies: [] })}:${name}`, () =>
+            searchOnce(name),
+          )
+        : await searchOnce(name),
+    );
+  const measured: Searched[] = [
+    {
+      strategy: 'dense',
+      mask: dense.allKept,
+      calibrationFitness: null,
+      evaluations: 0,
+      fullEvalEquivalents: 0,
+      seconds: 0,
+    },
+    ...searched,
+  ];
+  const masks = measured.map((m) => m.mask);
+  const [onTiny, onWiki] = [await dense.evaluate(masks, heldOut[0]), await dense.evaluate(masks, heldOut[1])];
+  return measured.map((m, i) => ({
+    setting: label(trial.setting),
+    seed: trial.seed,
+    calibrationSeed: trial.calibrationSeed,
+    sampling: trial.sampling,
+    objective: trial.objective,
+    pool: trial.mixed ? 'tinystories+wikitext' : 'tinystories',
+    ...m,
+    tinystoriesPerplexity: ppl(onTiny[i]!),
+    wikitextPerplexity: ppl(onWiki[i]!),
+  }));
+}
+
+/** Mean over seeds of each strategy's rows, in the order the strategies first appear. */
+function bySeedMean(rows: TrialRow[], key: (r: TrialRow) => string) {
+  const groups = new Map<string, TrialRow[]>();
+  for (const r of rows) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+  return [...groups.entries()].map(([name, rs]) => ({
+    name,
+    seeds: rs.length,
+    tinystories: mean(rs.map((r) => r.tinystoriesPerplexity)),
+    wikitext: mean(rs.map((r) => r.wikitextPerplexity)),
+    evaluations: mean(rs.map((r) => r.evaluations)),
+    fullEvalEquivalents: mean(rs.map((r) => r.fullEvalEquivalents)),
+    seconds: mean(rs.map((r) => r.seconds)),
+    /** The worse of the two domains, per seed, averaged. */
+    worstDomain: mean(rs.map((r) => Math.max(r.tinystoriesPerplexity, r.wikitextPerplexity))),
+    meanDomain: mean(rs.map((r) => (r.tinystoriesPerplexity + r.wikitextPerplexity) / 2)),
+    perSeedTinystories: rs.map((r) => r.tinystoriesPerplexity),
+  }));
+}
+
+try {
+  const started = performance.now();
+  const quality: TrialRow[] = [];
+  const summaries = [];
+  for (const setting of SETTINGS.filter((s) => label(s).includes(filter))) {
+    const base: Trial = {
+      setting,
+      seed: 0,
+      calibrationSeed: 0,
+      sampling: 'ccds',
+      objective: 'mean',
+      mixed: false,
+      strategies: ['evop', ...PEERS[setting.granularity]],
+    };
+    const { space } = planSearch((await loadModel(setting)).layout, specOf(base));
+    if (space.maskCount <= PROTOCOL.maxMasks) base.strategies.push('exhaustive');
+    const rows: TrialRow[] = [];
+    for (const seed of SEEDS) {
+      const trial = { ...base, seed };
+      rows.push(...(await runTrial(trial)));
+      process.stdout.write(`${label(setting)} seed ${seed}: done\n`);
+    }
+    quality.push(...rows);
+    const summary = bySeedMean(rows, (r) => r.strategy);
+    const evop = summary.find((s) => s.name === 'evop')!;
+    const baselines = summary.filter(
+      (s) => s.name !== 'evop' && s.name !== 'dense' && s.name !== 'exhaustive',
+    );
+    const optimum = summary.find((s) => s.name === 'exhaustive');
+    summaries.push({
+      setting: label(setting),
+      masks: space.maskCount,
+      strategies: summary,
+      evopBeatsEveryBaseline: baselines.every((b) => evop.tinystories <= b.tinystories),
+      gapToExhaustive: optimum ? (evop.tinystories - optimum.tinystories) / optimum.tinystories : null,
+    });
+  }
+
+  const ablation: TrialRow[] = [];
+  const ablationLabel = `ablation ${label(ABLATION)}`;
+  if (ablationLabel.includes(filter))
+    for (const a of ABLATIONS)
+      for (const seed of SEEDS) {
+        const trial: Trial = {
+          setting: ABLATION,
+          seed,
+          calibrationSeed: seed,
+          ...a,
+          mixed: true,
+          strategies: ['evop'],
+        };
+        ablation.push(...(await runTrial(trial)).filter((r) => r.strategy === 'evop'));
+        process.stdout.write(`${ablationLabel} ${a.name} seed ${seed}: done\n`);
+      }
+  const ablations = bySeedMean(
+    ablation,
+    (r) => `${r.sampling === 'ccds' ? 'CCDS' : 'random'}, ${r.objective}`,
+  );
+
+  for (const s of summaries) {
+    process.stdout.write(`\n${s.setting} (${s.masks} masks), mean of ${SEEDS.length} seeds\n`);
+    process.stdout.write(
+      `${table(
+        ['strategy', 'TinyStories ppl', 'per seed', 'WikiText-2 ppl', 'evaluations', 'full evals', 'seconds'],
+        s.strategies.map((r) => [
+          r.name,
+          r.tinystories.toFixed(3),
+          r.perSeedTinystories.map((p) => p.toFixed(2)).join(' / '),
+          r.wikitext.toFixed(1),
+          Math.round(r.evaluations),
+          Math.round(r.fullEvalEquivalents),
+          r.seconds.toFixed(1),
+        ]),
+      )}\n`,
+    );
+    const gap =
+      s.gapToExhaustive === null ? '' : `; gap to exhaustive ${(100 * s.gapToExhaustive).toFixed(2)} %`;
+    process.stdout.write(`evop ≤ every baseline: ${s.evopBeatsEveryBaseline ? 'yes' : 'NO'}${gap}\n`);
+  }
+  if (ablations.length > 0) {
+    process.stdout.write(
+      `\n${ablationLabel}, evop on a TinyStories + WikiText-2 pool, mean of ${SEEDS.length} seeds\n`,
+    );
+    process.stdout.write(
+      `${table(
+        [
+          'calibration, objective',
+          'TinyStories ppl',
+          'per seed',
+          'WikiText-2 ppl',
+          'worst domain',
+          'mean of domains',
+        ],
+        ablations.map((a) => [
+          a.name,
+          a.tinystories.toFixed(3),
+          a.perSeedTinystories.map((p) => p.toFixed(2)).join(' / '),
+          a.wikitext.toFixed(1),
+          a.worstDomain.toFixed(1),
+          a.meanDomain.toFixed(1),
+        ]),
+      )}\n`,
+    );
+  }
+  const seconds = (performance.now() - started) / 1000;
+  process.stdout.write(`\ntotal ${seconds.toFixed(0)} s\n`);
+  const result = { machine: machine(), runtime: pool.config, protocol: PROTOCOL, seeds: SEEDS, seconds };
+  process.stdout.write(
+    `saved ${saveResult(filter ? `quality-${filter.replace(/\W+/g, '-')}` : 'quality', { ...result, summaries, ablations, quality, ablation })}\n`,
+  );
+} finally {
+  await pool.close();
+  rmSync(dir, { recursive: true, force: true });
+}

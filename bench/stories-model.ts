@@ -1,0 +1,21 @@
+import { join } from 'node:path';
+import { resolveDataFile } from '@evop/config';
+import { Llama2cTokenizer } from '@evop/data';
+import { discoverLayers, llama2cToOnnx, readLlama2cCheckpoint, readModel, writeModel } from '@evop/onnx';
+
+export type StoriesModelName = 'stories260K' | 'stories-deep16';
+
+/**
+ * One of the shared TinyStories llama2.c checkpoints, converted to `<dir>/<name>.onnx` and read back as a user's
+ * export would be, with its layout and tokenizer.
+ */
+export function storiesModel(name: StoriesModelName, dir: string) {
+  const path = join(dir, `${name}.onnx`);
+  writeModel(llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile(`${name}/${name}.bin`))), path);
+  const model = readModel(path);
+  return {
+    model,
+    layout: discoverLayers(model.proto),
+    tokenizer: Llama2cTokenizer.fromFile(resolveDataFile(`${name}/tok512.bin`)),
+  };
+}
