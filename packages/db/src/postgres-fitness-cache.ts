@@ -25,22 +25,15 @@ export class PostgresFitnessCache implements FitnessCache {
   async get(candidates: readonly Candidate[]): Promise<(EvaluationResult | undefined)[]> {
     if (candidates.length === 0) return [];
     const held = new Map(this.pending.map((e) => [`${e.candidate.fidelity}/${e.candidate.mask}`, e.result]));
-    const rows = await this.db.evaluation.findMany({
-      where: {
-        modelSha256: this.modelSha256,
-        windowsSha256: this.windowsSha256,
-        // One `mask IN (…)` per fidelity (a generation has one or two) rather than one OR branch per candidate.
-        OR: [...new Set(candidates.map((c) => c.fidelity))].map((fidelity) => ({
-          fidelity,
-          mask: { in: candidates.filter((c) => c.fidelity === fidelity).map((c) => c.mask) },
-        })),
-      },
-    });
-    const byKey = new Map(rows.map((r) => [`${r.fidelity}/${r.mask}`, r]));
-    return candidates.map((c) => {
-      const row = byKey.get(`${c.fidelity}/${c.mask}`);
-      return row ? (JSON.parse(row.result) as EvaluationResult) : held.get(`${c.fidelity}/${c.mask}`);
-    });
+    // One statement over arrays (see `write`); rows come back with the candidate's ordinal.
+    const rows = await this.db.$queryRaw<{ i: number; result: string }[]>`
+      SELECT c.i::int AS i, e."result"
+      FROM unnest(${candidates.map((c) => c.fidelity)}::float8[], ${candidates.map((c) => c.mask)}::text[])
+        WITH ORDINALITY AS c(fidelity, mask, i)
+      JOIN "Evaluation" e ON e."modelSha256" = ${this.modelSha256} AND e."windowsSha256" = ${this.windowsSha256}
+        AND e."fidelity" = c.fidelity AND e."mask" = c.mask`;
+    const found = new Map(rows.map((r) => [r.i - 1, JSON.parse(r.result) as EvaluationResult]));
+    return candidates.map((c, i) => found.get(i) ?? held.get(`${c.fidelity}/${c.mask}`));
   }
 
   async set(entries: readonly Entry[]): Promise<void> {
@@ -55,17 +48,18 @@ export class PostgresFitnessCache implements FitnessCache {
     await this.write(tx, entries);
   }
 
+  /**
+   * One INSERT … SELECT FROM unnest(arrays): Prisma's createMany of a 32-row generation took 20 ms in its JS query
+   * engine (about 0.4 ms a row), this 6.5 ms, and the cache's reads and writes are most of the control plane's
+   * time at scale (bench/control-plane).
+   */
   private async write(db: Database | Transaction, entries: readonly Entry[]): Promise<void> {
     if (entries.length === 0) return;
-    await db.evaluation.createMany({
-      data: entries.map(({ candidate, result }) => ({
-        modelSha256: this.modelSha256,
-        windowsSha256: this.windowsSha256,
-        fidelity: candidate.fidelity,
-        mask: candidate.mask,
-        result: JSON.stringify(result),
-      })),
-      skipDuplicates: true,
-    });
+    await db.$executeRaw`
+      INSERT INTO "Evaluation" ("modelSha256", "windowsSha256", "fidelity", "mask", "result")
+      SELECT ${this.modelSha256}, ${this.windowsSha256}, c.fidelity, c.mask, c.result
+      FROM unnest(${entries.map((e) => e.candidate.fidelity)}::float8[], ${entries.map((e) => e.candidate.mask)}::text[],
+        ${entries.map((e) => JSON.stringify(e.result))}::text[]) AS c(fidelity, mask, result)
+      ON CONFLICT DO NOTHING`;
   }
 }
