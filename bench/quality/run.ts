@@ -53,7 +53,7 @@ const ABLATIONS: { name: string; sampling: SearchSpec['sampling']; objective: Ob
   { name: 'CCDS, worst-cluster', sampling: 'ccds', objective: 'worst-cluster' },
 ];
 const SEEDS = [0, 1, 2];
-/** Search windows and budget, small enough for the whole benchmark to run on two cores in well under an hour. */
+/** Search windows and budget: the whole benchmark takes about 65 min on two cores. */
 const PROTOCOL = {
   calibration: 32,
   clusters: 8,
