@@ -98,17 +98,23 @@ export async function startService(workers: number, env: NodeJS.ProcessEnv = {})
   };
 }
 
-/** The stories260K model and the TinyStories sample, uploaded. */
-export async function uploadFixtures(api: ServiceClient): Promise<{ modelId: string; datasetId: string }> {
-  const model = await api.upload(
-    '/v1/models',
-    { name: 'stories260K' },
-    { model: [data.model], tokenizer: [data.tokenizer] },
-  );
+/** An ONNX model with the fixture's tokenizer, uploaded; returns its id. */
+export async function uploadModel(api: ServiceClient, name: string, path: string): Promise<string> {
+  const model = await api.upload('/v1/models', { name }, { model: [path], tokenizer: [data.tokenizer] });
   assert.equal(model.status, 201, JSON.stringify(model.json));
+  return model.json.id as string;
+}
+
+/** The TinyStories sample, uploaded; returns its id. */
+export async function uploadStories(api: ServiceClient): Promise<string> {
   const dataset = await api.upload('/v1/datasets', { name: 'tinystories' }, { file: [data.stories] });
   assert.equal(dataset.status, 201, JSON.stringify(dataset.json));
-  return { modelId: model.json.id, datasetId: dataset.json.id };
+  return dataset.json.id as string;
+}
+
+/** The stories260K model and the TinyStories sample, uploaded. */
+export async function uploadFixtures(api: ServiceClient): Promise<{ modelId: string; datasetId: string }> {
+  return { modelId: await uploadModel(api, 'stories260K', data.model), datasetId: await uploadStories(api) };
 }
 
 const evopBin = fileURLToPath(new URL('../bin/evop.js', import.meta.resolve('@evop/cli')));
@@ -174,11 +180,5 @@ export async function uploadDeep16(service: Service, api: ServiceClient): Promis
     llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile('stories-deep16/stories-deep16.bin'))),
     path,
   );
-  const model = await api.upload(
-    '/v1/models',
-    { name: 'deep16' },
-    { model: [path], tokenizer: [data.tokenizer] },
-  );
-  assert.equal(model.status, 201, JSON.stringify(model.json));
-  return model.json.id as string;
+  return uploadModel(api, 'deep16', path);
 }

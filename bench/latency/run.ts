@@ -11,12 +11,11 @@ import { join } from 'node:path';
 import { runtimeConfig } from '@evop/config';
 import { discoverLayers, pruneModel, readModel, writeModel } from '@evop/onnx';
 import { InferencePool, measureLatency } from '@evop/runtime';
-import { machine, saveResult, table } from '../report.ts';
+import { machine, median, saveResult, table } from '../report.ts';
 import { storiesModel } from '../stories-model.ts';
 
 const SETTINGS = { seqLen: 128, decodeTokens: 32, warmup: 3, repeats: 15 };
 const ROUNDS = 5;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const dir = mkdtempSync(join(tmpdir(), 'evop-latency-'));
 const pool = new InferencePool({ config: runtimeConfig() });
 try {

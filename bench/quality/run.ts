@@ -1,10 +1,11 @@
 /**
- * Quality against the peer methods (issue: benchmarks). For each setting and seed: calibration windows drawn from
- * the TinyStories pool (CCDS, the seed drives calibration and search as `evop prune --seed` does), then evop, the
- * peer methods of its granularity, random search on evop's budget and exhaustive search where the space has
- * ≤ 5000 masks, each on its own fitness cache; every best mask then measured on held-out TinyStories windows and
- * on out-of-domain WikiText-2 windows that no calibration pool contains. Ablations on a mixed TinyStories +
- * WikiText-2 pool: CCDS vs random calibration, and the mean vs the cluster-balanced objective.
+ * Quality against the peer methods (issue: benchmarks). For each setting: one CCDS calibration of TinyStories
+ * windows shared by every strategy, then, for each search seed, evop, the peer methods of its granularity, random
+ * search on evop's budget and exhaustive search where the space has ≤ 5000 masks, each on its own fitness cache;
+ * every best mask then measured on held-out TinyStories windows and on out-of-domain WikiText-2 windows that no
+ * calibration pool contains. Ablations on a mixed TinyStories + WikiText-2 pool, where the seed drives the
+ * calibration sample too (as `evop prune --seed` does): CCDS vs random calibration, and the mean vs the
+ * cluster-balanced (and worst-cluster) objective.
  * `npm run bench:quality [-- FILTER]`; results in bench/results/quality.json, or with FILTER (run only the parts
  * whose label contains it) in bench/results/quality-FILTER.json.
  */
@@ -316,7 +317,7 @@ try {
       }
   const ablations = bySeedMean(
     ablation,
-    (r) => `${r.sampling === 'ccds' ? 'CCDS' : 'random'}, ${r.objective}`,
+    (r) => ABLATIONS.find((a) => a.sampling === r.sampling && a.objective === r.objective)!.name,
   );
 
   for (const s of summaries) {

@@ -20,12 +20,13 @@ import {
   RUNTIME,
   runEvopPrune,
   startService,
-  uploadDeep16,
+  uploadModel,
+  uploadStories,
 } from '@evop/integration-tests/service-fixture';
 import type { PruneReport } from '@evop/pipeline';
 import { QUEUES, redisConnection } from '@evop/queue';
 import { Queue } from 'bullmq';
-import { machine, saveResult, table } from '../report.ts';
+import { machine, median, saveResult, table } from '../report.ts';
 import { storiesModel } from '../stories-model.ts';
 
 interface Spec {
@@ -78,7 +79,6 @@ const flags = (s: Spec) =>
   ].flatMap(([k, v]) => [String(k), String(v)]);
 
 const ROUNDS = 3;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
 const searchSeconds = (r: PruneReport) => r.timings['search:evop']!;
 const generations = (r: PruneReport) => r.searches[0]!.history.length;
 
@@ -104,12 +104,9 @@ try {
   const deep16 = storiesModel('stories-deep16', dir).model.path;
   for (let round = 0; round < ROUNDS; round++)
     for (const job of JOBS) {
-      const files =
-        job.model === 'deep16'
-          ? ['--model', deep16, '--tokenizer', data.tokenizer]
-          : ['--model', data.model, '--tokenizer', data.tokenizer];
+      const modelPath = job.model === 'deep16' ? deep16 : data.model;
       const local = await runEvopPrune(
-        [...files, '--data', data.stories, ...flags(job.spec)],
+        ['--model', modelPath, '--tokenizer', data.tokenizer, '--data', data.stories, ...flags(job.spec)],
         join(dir, `local-${job.model}-${round}`),
       );
       const row = (runner: string, workers: number, r: PruneReport) => ({
@@ -134,19 +131,8 @@ try {
         const service = await startService(workers);
         try {
           const api = await service.client('bench');
-          const modelId =
-            job.model === 'deep16'
-              ? await uploadDeep16(service, api)
-              : (
-                  await api.upload(
-                    '/v1/models',
-                    { name: 'stories260K' },
-                    { model: [data.model], tokenizer: [data.tokenizer] },
-                  )
-                ).json.id;
-          const datasetId = (
-            await api.upload('/v1/datasets', { name: 'tinystories' }, { file: [data.stories] })
-          ).json.id;
+          const modelId = await uploadModel(api, job.model, modelPath);
+          const datasetId = await uploadStories(api);
           const submitted = await api.request('POST', '/v1/jobs', { modelId, datasetId, spec: job.spec });
           const report = await finishedReport(api, submitted.json.id);
           const connection = redisConnection();
