@@ -1,13 +1,20 @@
-/** One residual branch of the decoder: `output = input + branch`, where `branch` is computed from `input`. */
+/**
+ * One residual branch of the decoder: `output = skip + branch (+ the other branches of a parallel-residual
+ * layer)`, where `branch` is computed from `input` and `skip` is `input` passed on unchanged in value.
+ */
 export interface ResidualBlock {
   kind: 'attn' | 'mlp';
   layer: number;
-  /** The residual stream the branch reads and its Add adds to. */
+  /** The residual stream the branch reads. */
   input: string;
-  /** The branch's result, the Add's other operand. */
+  /** The branch's result: what it adds to the stream. */
   branch: string;
-  /** The residual Add's output: the stream after this block. */
+  /** The stream operand of the residual sum: `input` itself, or `input` through value-preserving ops. */
+  skip: string;
+  /** The residual sum's output: the stream after this block (shared by the branches of a parallel layer). */
   output: string;
+  /** The PyTorch module the branch was exported from (`model.layers.3.self_attn`), when the export says. */
+  module?: string;
   /** Parameters (elements) and their bytes in initializers only this branch uses. */
   params: number;
   paramBytes: number;
@@ -25,13 +32,21 @@ export interface GraphInputSpec {
 
 /** What layer discovery found in an unmodified decoder export; plain JSON, kept with the model. */
 export interface DecoderLayout {
-  /** Residual blocks in stream order (attn0, mlp0, attn1, …). */
+  /** The discovery that produced it (`DISCOVERY_VERSION`): a stored layout of another version is found again. */
+  version: number;
+  /** Residual blocks in stream order (attn0, mlp0, attn1, …; a parallel layer's attention before its MLP). */
   blocks: ResidualBlock[];
   layers: number;
+  /** Per layer, the PyTorch module it was exported from (`model.layers.3`), when the export says. */
+  layerModules?: (string | undefined)[];
   inputs: GraphInputSpec[];
   inputIds: string;
   attentionMask: string | undefined;
   positionIds: string | undefined;
+  /** Positions of the new tokens as one vector (`cache_position`), when the export takes them. */
+  cachePosition?: string;
+  /** Segment ids (`token_type_ids`), fed as zeros, when the export takes them. */
+  tokenTypeIds?: string;
   logits: string;
   vocabSize: number;
   hiddenSize: number;

@@ -1,6 +1,7 @@
 import type { DecoderLayout, GraphInputSpec, ResidualBlock } from './decoder-layout.ts';
 import { ModelError } from './errors.ts';
 import { GraphIndex, nodeInputs } from './graph-index.ts';
+import { commonModule, layerInModule, moduleOf } from './module-names.ts';
 import {
   DataType,
   type GraphProto,
@@ -10,12 +11,28 @@ import {
   type TensorProto,
   type ValueInfoProto,
 } from './proto.ts';
+import { followResidualStream, type ResidualSum, type ResidualTerm, sumTree } from './residual-stream.ts';
 import { elementCount, tensorByteLength } from './tensor.ts';
+import { ValueFlow } from './value-flow.ts';
+
+/** Bumped whenever discovery finds something else in some model, so that stored layouts are found again. */
+export const DISCOVERY_VERSION = 2;
 
 const HOW_TO_EXPORT =
   'export the model without onnxruntime transformer fusions, e.g. `optimum-cli export onnx --model <id> ' +
   '--task text-generation-with-past <dir>` (no --optimize) or torch.onnx.export, and submit that model.onnx';
-const LAYER_IN_NAME = /(?:^|[/.])(?:layers|layer|h|blocks|block)\.(\d+)(?:[/.]|$)/;
+
+/** Inputs evop knows how to feed, by the names Hugging Face exports give them; all others must be KV cache. */
+const FED_INPUTS = {
+  inputIds: 'input_ids',
+  attentionMask: 'attention_mask',
+  positionIds: 'position_ids',
+  cachePosition: 'cache_position',
+  tokenTypeIds: 'token_type_ids',
+} as const;
+
+/** Ops that carry token ids on unchanged (the TorchScript exporter reshapes them, say). */
+const ID_PRESERVING = new Set(['Cast', 'Reshape', 'Identity', 'Flatten', 'Squeeze', 'Unsqueeze']);
 
 function shapeOf(v: ValueInfoProto): (number | string)[] {
   return (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : num(d.dimValue)));
@@ -38,15 +55,15 @@ function refuseFusedOps(graph: GraphProto): void {
   }
 }
 
-/** The token embedding: a Gather of an initializer [vocab, hidden] by `input_ids` (possibly through a Cast). */
+/** The token embedding: a Gather of a [vocab, hidden] weight by `input_ids` (through casts and reshapes). */
 function findEmbedding(index: GraphIndex, inputIds: string): NodeProto {
   const frontier = [inputIds];
-  for (let depth = 0; depth < 3 && frontier.length > 0; depth++) {
+  for (let depth = 0; depth < 4 && frontier.length > 0; depth++) {
     for (const name of frontier.splice(0)) {
       for (const node of index.consumersOf(name)) {
         if (node.opType === 'Gather' && node.input[1] === name && index.initializers.has(node.input[0]!))
           return node;
-        if (node.opType === 'Cast') frontier.push(node.output[0]!);
+        if (ID_PRESERVING.has(node.opType) && node.input[0] === name) frontier.push(node.output[0]!);
       }
     }
   }
@@ -56,6 +73,7 @@ function findEmbedding(index: GraphIndex, inputIds: string): NodeProto {
   );
 }
 
+const WEIGHT_PRODUCTS = new Set(['MatMul', 'Gemm', 'MatMulInteger', 'Einsum', 'Conv']);
 const FLOATING = new Set([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
 
 /** Weights, norms and biases count as parameters; scalars and integer shape constants do not. */
@@ -63,26 +81,22 @@ function isParameter(tensor: TensorProto): boolean {
   return FLOATING.has(tensor.dataType) && elementCount(tensor) > 1;
 }
 
-function layerFromNames(nodes: Iterable<NodeProto>): number | undefined {
-  const votes = new Map<number, number>();
-  for (const node of nodes) {
-    const m = LAYER_IN_NAME.exec(node.name);
-    if (m) votes.set(Number(m[1]), (votes.get(Number(m[1])) ?? 0) + 1);
-  }
-  let best: number | undefined;
-  for (const [layer, count] of votes) if (best === undefined || count > votes.get(best)!) best = layer;
-  return best;
+interface FoundBlock {
+  sum: ResidualSum;
+  term: ResidualTerm;
+  module: string | undefined;
 }
 
 /**
  * Finds the decoder layers of an unmodified ONNX export by following its residual stream from the token
- * embedding: each residual Add reads the stream and a branch computed from it. Branches with a Softmax are
- * attention, the others MLP. Works on any pre-norm decoder that is not fused, whatever its node names.
+ * embedding to the logits (see `followResidualStream`), whatever its node names: each residual sum's branches
+ * are the prunable blocks, attention when they mix positions, MLP otherwise; a parallel-residual layer gives two
+ * blocks on one sum. KV-cache inputs and outputs belong to the attention block whose branch they feed.
  */
 export function discoverLayers(model: ModelProto): DecoderLayout {
   const graph = model.graph;
   if (!graph) throw new ModelError('not-decoder', 'not a decoder: the model has no graph');
-  const inputIds = graph.input.find((v) => v.name === 'input_ids');
+  const inputIds = graph.input.find((v) => v.name === FED_INPUTS.inputIds);
   if (!inputIds)
     throw new ModelError(
       'not-decoder',
@@ -95,6 +109,7 @@ export function discoverLayers(model: ModelProto): DecoderLayout {
   if (!logits) throw new ModelError('not-decoder', "not a decoder: it has no 'logits' output");
 
   const index = new GraphIndex(graph);
+  const flow = new ValueFlow(index);
   const initializers = new Map(graph.initializer.map((t) => [t.name, t]));
   const embedding = findEmbedding(index, inputIds.name);
   const embeddingWeight = initializers.get(embedding.input[0]!)!;
@@ -105,57 +120,38 @@ export function discoverLayers(model: ModelProto): DecoderLayout {
     );
   const [vocabSize, hiddenSize] = embeddingWeight.dims.map(num) as [number, number];
 
-  const found: { input: string; branch: string; add: NodeProto; nodes: Set<NodeProto> }[] = [];
-  let stream = embedding.output[0]!;
-  for (;;) {
-    const reachable = index.descendants(stream);
-    const adds = index
-      .consumersOf(stream)
-      .filter(
-        (n) =>
-          n.opType === 'Add' &&
-          n.input.includes(stream) &&
-          reachable.has(n.input.find((i) => i !== stream) ?? ''),
-      );
-    if (adds.length === 0) break;
-    if (adds.length > 1)
-      throw new ModelError(
-        'unknown-pattern',
-        `residual stream '${stream}' feeds ${adds.length} residual Adds (${adds.map((n) => n.name).join(', ')}); evop expects one per block`,
-      );
-    const add = adds[0]!;
-    const branch = add.input[0] === stream ? add.input[1]! : add.input[0]!;
-    const nodes = index.branchNodes(stream, branch);
-    found.push({ input: stream, branch, add, nodes });
-    stream = add.output[0]!;
-  }
-  if (found.length === 0)
+  const stream = followResidualStream(flow, embedding.output[0]!, logits.name, embeddingWeight.dataType);
+  if (stream.sums.length === 0)
     throw new ModelError(
       'not-decoder',
       `not a decoder: no residual Add follows the token embedding '${embedding.name}'`,
     );
+  const found: FoundBlock[] = stream.sums.flatMap((sum) =>
+    [...sum.terms]
+      .sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'attn' ? -1 : 1))
+      .map((term) => ({ sum, term, module: commonModule(term.weights.map(moduleOf)) })),
+  );
+  const layerOf = assignLayers(found);
 
-  const special = new Set(['input_ids', 'attention_mask', 'position_ids']);
-  const kvInputs = graph.input.filter((v) => !special.has(v.name) && !index.initializers.has(v.name));
-  let layer = -1;
-  let previous: 'attn' | 'mlp' = 'mlp';
+  const fed = new Set<string>(Object.values(FED_INPUTS));
+  const kvInputs = graph.input
+    .filter((v) => !fed.has(v.name) && !index.initializers.has(v.name))
+    .map((v) => v.name);
+  const pastOf = assignPastInputs(flow, found, kvInputs);
+  const presentOf = assignPresentOutputs(flow, found, kvInputs, pastOf, logits.name, graph.output);
+
   const graphOutputs = new Set(graph.output.map((v) => v.name));
-  const blocks: ResidualBlock[] = found.map(({ input, branch, add, nodes }, i) => {
-    const output = add.output[0]!;
-    const kind = [...nodes].some((n) => n.opType === 'Softmax') ? 'attn' : 'mlp';
-    if (![...nodes].some((n) => n.opType === 'MatMul' || n.opType === 'Gemm'))
-      throw new ModelError(
-        'unknown-pattern',
-        `residual block ${i} (Add '${output}') has no MatMul or Gemm: not an attention or MLP branch`,
-      );
-    layer = layerFromNames(nodes) ?? (kind === 'attn' || previous === 'mlp' ? layer + 1 : layer);
-    previous = kind;
-    const produced = new Set([...nodes].flatMap((n) => n.output));
-    const presentOutputs = graph.output.filter((v) => produced.has(v.name)).map((v) => v.name);
+  const blocks: ResidualBlock[] = found.map(({ sum, term, module }, i) => {
+    const presentOutputs = presentOf[i]!;
+    const sink = sumTree(
+      index.producer,
+      sum.output,
+      new Set([sum.skip, ...sum.terms.map((t) => t.name)]),
+    ).find((n) => n.input.includes(term.name))!;
     // Nodes a later layer also reads (a rotary table computed once in layer 0, say) are not the block's own.
     const own = index.exclusiveTo(
-      nodes,
-      add,
+      index.branchNodes(sum.input, term.name),
+      sink,
       new Set([...graphOutputs].filter((o) => !presentOutputs.includes(o))),
     );
     let params = 0;
@@ -167,38 +163,162 @@ export function discoverLayers(model: ModelProto): DecoderLayout {
         paramBytes += tensorByteLength(tensor);
       }
     }
-    const used = new Set([...nodes].flatMap(nodeInputs));
     return {
-      kind,
-      layer,
-      input,
-      branch,
-      output,
+      kind: term.kind,
+      layer: layerOf[i]!,
+      input: sum.input,
+      branch: term.name,
+      skip: sum.skip,
+      output: sum.output,
+      ...(module ? { module } : {}),
       params,
       paramBytes,
-      pastInputs: kvInputs.filter((v) => used.has(v.name)).map((v) => v.name),
+      pastInputs: pastOf[i]!,
       presentOutputs,
     };
   });
-  const unclaimed = kvInputs.filter((v) => !blocks.some((b) => b.pastInputs.includes(v.name)));
-  if (unclaimed.length > 0)
-    throw new ModelError(
-      'unknown-pattern',
-      `inputs ${unclaimed.map((v) => `'${v.name}'`).join(', ')} belong to no attention block`,
-    );
+  const layers = new Set(blocks.map((b) => b.layer)).size;
+  checkLayerCount(index, blocks, layers, kvInputs.length > 0);
 
+  const inputName = (name: string) => graph.input.find((v) => v.name === name)?.name;
+  const cachePosition = inputName(FED_INPUTS.cachePosition);
+  const tokenTypeIds = inputName(FED_INPUTS.tokenTypeIds);
+  const layerModules = Array.from({ length: layers }, (_, l) =>
+    commonModule(blocks.filter((b) => b.layer === l).map((b) => b.module)),
+  );
   return {
+    version: DISCOVERY_VERSION,
     blocks,
-    layers: new Set(blocks.map((b) => b.layer)).size,
+    layers,
+    ...(layerModules.some((m) => m) ? { layerModules } : {}),
     inputs: graph.input.filter((v) => !index.initializers.has(v.name)).map(spec),
     inputIds: inputIds.name,
-    attentionMask: graph.input.find((v) => v.name === 'attention_mask')?.name,
-    positionIds: graph.input.find((v) => v.name === 'position_ids')?.name,
+    attentionMask: inputName(FED_INPUTS.attentionMask),
+    positionIds: inputName(FED_INPUTS.positionIds),
+    ...(cachePosition ? { cachePosition } : {}),
+    ...(tokenTypeIds ? { tokenTypeIds } : {}),
     logits: logits.name,
     vocabSize,
     hiddenSize,
-    streamType: embeddingWeight.dataType,
-    finalStream: stream,
+    streamType: stream.type,
+    finalStream: stream.final,
     totalParams: graph.initializer.reduce((n, t) => n + (isParameter(t) ? elementCount(t) : 0), 0),
   };
+}
+
+/**
+ * Layer numbers: the module names' own (`model.layers.3`) when every block has one and they never go back;
+ * otherwise by structure: a sum with attention starts a layer, and an MLP-only sum joins the layer before it
+ * unless that layer has its MLP already.
+ */
+function assignLayers(found: FoundBlock[]): number[] {
+  const named = found.map((f) => layerInModule(f.module));
+  const first = named[0];
+  if (
+    first !== undefined &&
+    named.every((n, i) => n !== undefined && (i === 0 || n >= named[i - 1]!)) &&
+    new Set(named).size === named.at(-1)! - first + 1
+  )
+    return named.map((n) => n! - first);
+  const layers: number[] = [];
+  let layer = -1;
+  let hasMlp = true;
+  found.forEach((f, i) => {
+    const sameSum = i > 0 && found[i - 1]!.sum === f.sum;
+    const startsLayer = !sameSum && (f.sum.terms.some((t) => t.kind === 'attn') || hasMlp);
+    if (startsLayer) {
+      layer++;
+      hasMlp = false;
+    }
+    if (f.term.kind === 'mlp') hasMlp = true;
+    layers.push(layer);
+  });
+  return layers;
+}
+
+/**
+ * A KV-cache input belongs to the attention block whose branch is the first computed from it: the cache is
+ * read there, and everything after depends on it only through the stream.
+ */
+function assignPastInputs(flow: ValueFlow, found: FoundBlock[], kvInputs: string[]): string[][] {
+  const past: string[][] = found.map(() => []);
+  for (const name of kvInputs) {
+    const reach = flow.descendants(name);
+    const owner = found.findIndex(
+      (f) => f.term.kind === 'attn' && reach.has(f.term.name) && !reach.has(f.sum.input),
+    );
+    if (owner < 0)
+      throw new ModelError(
+        'unknown-pattern',
+        `input '${name}' is neither one evop feeds (${Object.values(FED_INPUTS).join(', ')}) nor a KV cache ` +
+          `read by an attention block`,
+      );
+    past[owner]!.push(name);
+  }
+  return past;
+}
+
+/**
+ * A graph output other than the logits is a KV-cache output: it belongs to the block whose past input it is
+ * computed from, or, in exports without past inputs, to the attention block between whose stream in and out
+ * it is computed.
+ */
+function assignPresentOutputs(
+  flow: ValueFlow,
+  found: FoundBlock[],
+  kvInputs: string[],
+  pastOf: string[][],
+  logits: string,
+  outputs: ValueInfoProto[],
+): string[][] {
+  const present: string[][] = found.map(() => []);
+  for (const { name } of outputs) {
+    if (name === logits) continue;
+    const from = flow.ancestors(name);
+    // The last such block: a present output also depends on every earlier layer's cache, through the stream.
+    let owner = pastOf.findLastIndex((names) => names.some((p) => from.has(p)));
+    if (owner < 0 && kvInputs.length === 0)
+      owner = found.findIndex(
+        (f) => f.term.kind === 'attn' && from.has(f.sum.input) && !from.has(f.sum.output),
+      );
+    if (owner < 0)
+      throw new ModelError(
+        'unknown-pattern',
+        `output '${name}' is neither the logits nor a KV-cache output of an attention block`,
+      );
+    present[owner]!.push(name);
+  }
+  return present;
+}
+
+/**
+ * Never silently wrong: the layers found must be the layers the graph shows, in its module names
+ * (`model.layers.0` … `model.layers.N`) and its KV cache (every attention block has its own).
+ */
+function checkLayerCount(
+  index: GraphIndex,
+  blocks: ResidualBlock[],
+  layers: number,
+  hasCache: boolean,
+): void {
+  // Layers named by their weights' products: a pruned model keeps other nodes of removed layers it still needs.
+  const named = new Set(
+    index.graph.node
+      .filter((n) => WEIGHT_PRODUCTS.has(n.opType) && n.input.some((x) => index.initializers.has(x)))
+      .map((n) => layerInModule(moduleOf(n)))
+      .filter((l) => l !== undefined),
+  );
+  if (named.size > 0 && named.size !== layers)
+    throw new ModelError(
+      'unknown-pattern',
+      `evop found ${layers} decoder layer${layers === 1 ? '' : 's'} on the residual stream, but the graph's ` +
+        `module names show ${named.size}; some residual blocks have a pattern evop does not recognise`,
+    );
+  const attention = blocks.filter((b) => b.kind === 'attn');
+  const uncached = attention.filter((b) => b.pastInputs.length === 0);
+  if (hasCache && uncached.length > 0)
+    throw new ModelError(
+      'unknown-pattern',
+      `the model has a KV cache, but evop found none for the attention block of layer ${uncached[0]!.layer}`,
+    );
 }

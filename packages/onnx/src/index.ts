@@ -1,5 +1,5 @@
 export type { DecoderLayout, GraphInputSpec, ResidualBlock } from './decoder-layout.ts';
-export { discoverLayers } from './discover-layers.ts';
+export { DISCOVERY_VERSION, discoverLayers } from './discover-layers.ts';
 export { MaskError, ModelError, type ModelErrorCode } from './errors.ts';
 export {
   GATE_INPUT,
@@ -8,10 +8,11 @@ export {
   type InstrumentOptions,
   instrument,
   LABELS_INPUT,
+  LOGITS_OUTPUT,
 } from './instrument.ts';
 export { type Llama2cCheckpoint, type Llama2cConfig, readLlama2cCheckpoint } from './llama2c-checkpoint.ts';
 export { llama2cToOnnx } from './llama2c-to-onnx.ts';
 export { type LoadedModel, readModel, type WriteOptions, writeModel } from './model-file.ts';
-export { decodeModel, encodeModel, type ModelProto } from './proto.ts';
+export { DataType, decodeModel, encodeModel, type ModelProto } from './proto.ts';
 export { type PruneOptions, pruneModel } from './prune.ts';
 export { checkMask, type Granularity, type Unit, unitsOf } from './units.ts';

@@ -1,9 +1,18 @@
 import { cloneForEdit, setMetadata } from './clone-model.ts';
-import type { DecoderLayout } from './decoder-layout.ts';
+import type { DecoderLayout, ResidualBlock } from './decoder-layout.ts';
 import { GraphBuilder, valueInfo } from './graph-builder.ts';
 import { eliminateDeadNodes, GraphIndex, sortTopologically } from './graph-index.ts';
-import { AttrType, DataType, defaultOpset, type GraphProto, type ModelProto, make } from './proto.ts';
-import { floatTensor } from './tensor.ts';
+import {
+  AttrType,
+  DataType,
+  defaultOpset,
+  type GraphProto,
+  type ModelProto,
+  make,
+  type NodeProto,
+} from './proto.ts';
+import { sumTree } from './residual-stream.ts';
+import { floatTensor, tensorByteLength } from './tensor.ts';
 import { type Granularity, type Unit, unitsOf } from './units.ts';
 
 export interface InstrumentOptions {
@@ -17,24 +26,27 @@ export interface InstrumentOptions {
    * run of one mask costs what the pruned model costs (default true). Rows with mixed gates still compute it.
    */
   skipClosed?: boolean;
+  /** Add `evop_logits` [B, T, vocab] in float32: for checking the graph against the original model. */
+  logits?: boolean;
 }
 
 /** Bumped whenever the search graph changes, so that graphs cached by an older evop are not reused. */
-export const INSTRUMENT_VERSION = 2;
+export const INSTRUMENT_VERSION = 3;
 
 export const GATE_INPUT = 'evop_gate';
 export const LABELS_INPUT = 'evop_labels';
 export const IGNORE_LABEL = -100;
+export const LOGITS_OUTPUT = 'evop_logits';
 
 /**
- * The search graph of DESIGN.md: each unit's residual branches are multiplied by that row's `evop_gate` column
- * before their residual Add (0 = the unit pruned, exactly the residual identity; 1 = the original), and the
+ * The search graph: each unit's residual branches are multiplied by that row's `evop_gate` column before their
+ * residual sum (0 = the unit pruned, exactly the residual identity; 1 = the original), and the
  * loss is computed inside the graph from `evop_labels` (−100 = ignore): outputs `evop_nll` [B] (summed NLL) and
  * `evop_count` [B], never the [B, T, vocab] logits.
  */
 export function instrument(model: ModelProto, layout: DecoderLayout, options: InstrumentOptions): ModelProto {
   const out = cloneForEdit(model);
-  const graph = out.graph!;
+  const graph = out.graph;
   const b = new GraphBuilder(graph, defaultOpset(model));
   const index = new GraphIndex(graph);
   const F = DataType.FLOAT;
@@ -46,15 +58,32 @@ export function instrument(model: ModelProto, layout: DecoderLayout, options: In
     valueInfo(GATE_INPUT, F, ['batch_size', units.length]),
     valueInfo(LABELS_INPUT, DataType.INT64, ['batch_size', 'sequence_length']),
   );
+  // Stream tensors as [batch, positions, hidden], however the export lays them out ([batch × positions, hidden]
+  // between OPT's blocks, say): rows stay batch-major, so a row's gate and positions line up.
+  const batch = b.op(s, 'Slice', [
+    b.op(s, 'Shape', [layout.inputIds]),
+    b.ints(s, [1], [0]),
+    b.ints(s, [1], [1]),
+  ]);
+  const rowShape = b.op(s, 'Concat', [batch, b.ints(s, [2], [-1, layout.hiddenSize])], { axis: 0 });
+  const byRow = (x: string) => b.op(s, 'Reshape', [x, rowShape]);
+
+  // Found before any gate is inserted: a parallel layer's two branches share their sum's Adds.
+  const sinks = layout.blocks.map((block) => sumSink(index, layout, block));
+  const gatedOf = new Map<number, string>();
   const columns = units.map((unit, u) => {
     const column = b.op(s, 'Gather', [GATE_INPUT, b.ints(s, [], [u])], { axis: 1 });
     const gate3 = b.unsqueeze(s, column, [1, 2]);
     const gate = layout.streamType === F ? gate3 : b.op(s, 'Cast', [gate3], { to: layout.streamType });
     for (const blockIndex of unit.blocks) {
       const block = layout.blocks[blockIndex]!;
-      const gated = b.op(s, 'Mul', [block.branch, gate]);
-      const add = index.producer.get(block.output)!;
-      add.input = add.input.map((name) => (name === block.branch ? gated : name));
+      const sink = sinks[blockIndex]!;
+      const gated = b.op(s, 'Reshape', [
+        b.op(s, 'Mul', [byRow(block.branch), gate]),
+        b.op(s, 'Shape', [block.branch]),
+      ]);
+      sink.input = sink.input.map((name) => (name === block.branch ? gated : name));
+      gatedOf.set(blockIndex, gated);
     }
     return column;
   });
@@ -74,6 +103,10 @@ export function instrument(model: ModelProto, layout: DecoderLayout, options: In
   b.reduce(s, 'ReduceSum', tokenNll, [1], 0, 'evop_nll');
   b.reduce(s, 'ReduceSum', validF, [1], 0, 'evop_count');
   graph.output = [valueInfo('evop_nll', F, ['batch_size']), valueInfo('evop_count', F, ['batch_size'])];
+  if (options.logits) {
+    b.op(s, 'Identity', [logits], {}, LOGITS_OUTPUT);
+    graph.output.push(valueInfo(LOGITS_OUTPUT, F, ['batch_size', 'sequence_length', layout.vocabSize]));
+  }
 
   // Positions that count for pooling and cosines: the attended ones (the mask covers past + T; past is empty).
   const positions = layout.attentionMask
@@ -82,17 +115,23 @@ export function instrument(model: ModelProto, layout: DecoderLayout, options: In
         value: floatTensor('one', [1], Float32Array.of(1)),
       });
   const positionCount = b.reduce(s, 'ReduceSum', positions, [1], 1);
+  const stream = (name: string) => toFloat(byRow(name), layout.streamType);
 
   if (options.pooled) {
-    const stream = toFloat(layout.finalStream, layout.streamType);
-    const sum = b.reduce(s, 'ReduceSum', b.op(s, 'Mul', [stream, b.unsqueeze(s, positions, [2])]), [1], 0);
+    const sum = b.reduce(
+      s,
+      'ReduceSum',
+      b.op(s, 'Mul', [stream(layout.finalStream), b.unsqueeze(s, positions, [2])]),
+      [1],
+      0,
+    );
     b.op(s, 'Div', [sum, positionCount], {}, 'evop_pooled');
     graph.output.push(valueInfo('evop_pooled', F, ['batch_size', layout.hiddenSize]));
   }
   if (options.unitCos) {
     const cosines = units.map((unit) => {
-      const x = toFloat(layout.blocks[unit.blocks[0]!]!.input, layout.streamType);
-      const y = toFloat(layout.blocks[unit.blocks.at(-1)!]!.output, layout.streamType);
+      const x = stream(layout.blocks[unit.blocks[0]!]!.input);
+      const y = stream(layout.blocks[unit.blocks.at(-1)!]!.output);
       const dot = b.reduce(s, 'ReduceSum', b.op(s, 'Mul', [x, y]), [2], 0);
       const norm = (v: string) => b.op(s, 'Sqrt', [b.reduce(s, 'ReduceSum', b.op(s, 'Mul', [v, v]), [2], 0)]);
       const denominator = b.op(s, 'Add', [b.op(s, 'Mul', [norm(x), norm(y)]), b.floats(s, [], [1e-12])]);
@@ -107,7 +146,7 @@ export function instrument(model: ModelProto, layout: DecoderLayout, options: In
   }
 
   eliminateDeadNodes(graph);
-  if (options.skipClosed ?? true) skipClosedBranches(graph, b, layout, units, columns);
+  if (options.skipClosed ?? true) skipClosedBranches(graph, b, layout, units, columns, gatedOf);
   sortTopologically(graph);
   setMetadata(out, {
     'evop.instrumented': JSON.stringify({ granularity: options.granularity, units: units.map((u) => u.id) }),
@@ -115,10 +154,17 @@ export function instrument(model: ModelProto, layout: DecoderLayout, options: In
   return out;
 }
 
+/** The Add of the block's residual sum that reads its branch. */
+function sumSink(index: GraphIndex, layout: DecoderLayout, block: ResidualBlock): NodeProto {
+  const leaves = layout.blocks.filter((o) => o.output === block.output).map((o) => o.branch);
+  const tree = sumTree(index.producer, block.output, new Set([block.skip, ...leaves]));
+  return tree.find((n) => n.input.includes(block.branch))!;
+}
+
 /**
- * Moves each residual branch, with its Add, into the then-branch of an `If` on "some row's gate is open"; the
- * else-branch passes the stream through, exactly what the gated Add gives when every gate is 0. Nodes the branch
- * shares with the rest of the graph stay outside, read as outer-scope values.
+ * Moves each gated residual branch into the then-branch of an `If` on "some row's gate is open"; the
+ * else-branch gives zeros of the stream's shape, exactly what the gated branch gives when every gate is 0.
+ * Nodes the branch shares with the rest of the graph stay outside, read as outer-scope values.
  */
 function skipClosedBranches(
   graph: GraphProto,
@@ -126,44 +172,60 @@ function skipClosedBranches(
   layout: DecoderLayout,
   units: Unit[],
   columns: string[],
+  gatedOf: Map<number, string>,
 ): void {
   const index = new GraphIndex(graph);
   const outputs = new Set(graph.output.map((o) => o.name));
   const s = '/evop/skip';
+  const zero = make.tensor({
+    name: 'zero',
+    dims: [1],
+    dataType: layout.streamType,
+    rawData: new Uint8Array(tensorByteLength(make.tensor({ dims: [1], dataType: layout.streamType }))),
+  });
   units.forEach((unit, u) => {
     const open = b.op(s, 'Greater', [b.reduce(s, 'ReduceMax', columns[u]!, [0], 0), b.floats(s, [], [0])]);
     for (const blockIndex of unit.blocks) {
       const block = layout.blocks[blockIndex]!;
-      const add = index.producer.get(block.output)!;
-      const gated = add.input.find((name) => name !== block.input)!;
-      const own = index.exclusiveTo(index.branchNodes(block.input, gated), add, outputs);
-      const branchNodes = graph.node.filter((n) => own.has(n));
-      const thenOut = `${block.output}/open`;
-      const elseOut = `${block.output}/closed`;
+      const gated = gatedOf.get(blockIndex)!;
+      const sink = index.consumersOf(gated)[0]!;
+      const own = index.exclusiveTo(index.branchNodes(block.input, gated), sink, outputs);
+      const name = `${block.kind}${block.layer}`;
+      const thenOut = `${gated}/open`;
+      const elseOut = `${gated}/closed`;
       const thenBranch = make.graph({
-        name: `${block.kind}${block.layer}_open`,
-        node: [...branchNodes, make.node({ ...add, output: [thenOut] })],
+        name: `${name}_open`,
+        node: graph.node
+          .filter((n) => own.has(n))
+          .map((n) =>
+            n.output.includes(gated)
+              ? make.node({ ...n, output: n.output.map((o) => (o === gated ? thenOut : o)) })
+              : n,
+          ),
         output: [make.valueInfo({ name: thenOut })],
       });
+      const shape = `${gated}/shape`;
       const elseBranch = make.graph({
-        name: `${block.kind}${block.layer}_closed`,
+        name: `${name}_closed`,
         node: [
+          make.node({ name: `${shape}/node`, opType: 'Shape', input: [block.skip], output: [shape] }),
           make.node({
-            name: `${add.name}/pass`,
-            opType: 'Identity',
-            input: [block.input],
+            name: `${elseOut}/node`,
+            opType: 'ConstantOfShape',
+            input: [shape],
             output: [elseOut],
+            attribute: [make.attribute({ name: 'value', type: AttrType.TENSOR, t: zero })],
           }),
         ],
         output: [make.valueInfo({ name: elseOut })],
       });
-      graph.node = graph.node.filter((n) => !own.has(n) && n !== add);
+      graph.node = graph.node.filter((n) => !own.has(n));
       graph.node.push(
         make.node({
-          name: `${add.name}/skip`,
+          name: `${gated}/skip`,
           opType: 'If',
           input: [open],
-          output: [block.output],
+          output: [gated],
           attribute: [
             make.attribute({ name: 'then_branch', type: AttrType.GRAPH, g: thenBranch }),
             make.attribute({ name: 'else_branch', type: AttrType.GRAPH, g: elseBranch }),

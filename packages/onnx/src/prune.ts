@@ -3,6 +3,7 @@ import type { DecoderLayout, ResidualBlock } from './decoder-layout.ts';
 import { ModelError } from './errors.ts';
 import { eliminateDeadNodes, GraphIndex, nodeInputs, renameTensors, renameUses } from './graph-index.ts';
 import { type GraphProto, type ModelProto, make, type NodeProto } from './proto.ts';
+import { sumTree } from './residual-stream.ts';
 import { checkMask, type Granularity, unitsOf } from './units.ts';
 
 export interface PruneOptions {
@@ -41,28 +42,7 @@ export function pruneModel(
   const graph = out.graph!;
   const index = new GraphIndex(graph);
 
-  // Bypass: readers of a pruned block's output read its input instead (chains of pruned blocks collapse).
-  const rename = new Map<string, string>();
-  const removedAdds = new Set<NodeProto>();
-  layout.blocks.forEach((block, i) => {
-    if (!prunedBlocks.has(i)) return;
-    rename.set(block.output, rename.get(block.input) ?? block.input);
-    removedAdds.add(index.producer.get(block.output)!);
-  });
-  graph.node = graph.node.filter((n) => !removedAdds.has(n));
-  renameUses(graph, rename);
-  for (const output of graph.output) {
-    const source = rename.get(output.name);
-    if (source)
-      graph.node.push(
-        make.node({
-          name: `/evop/${output.name}`,
-          opType: 'Identity',
-          input: [source],
-          output: [output.name],
-        }),
-      );
-  }
+  bypassPrunedBranches(graph, index, layout, prunedBlocks);
 
   const attention = layout.blocks.filter((b) => b.kind === 'attn');
   const kept = attention.filter((b) => !prunedBlocks.has(layout.blocks.indexOf(b)));
@@ -92,6 +72,56 @@ export function pruneModel(
     'evop.kv_layers': String(kept.length),
   });
   return out;
+}
+
+/**
+ * Removes the pruned branches from their residual sums: each sum keeps the Adds of its kept terms, an Add left
+ * with one operand is bypassed (its readers read that operand), so a sum with no kept term is the stream passed
+ * on. Graph outputs that were bypassed are written by an Identity.
+ */
+function bypassPrunedBranches(
+  graph: GraphProto,
+  index: GraphIndex,
+  layout: DecoderLayout,
+  prunedBlocks: Set<number>,
+): void {
+  const rename = new Map<string, string>();
+  const resolve = (name: string) => rename.get(name) ?? name;
+  const removed = new Set<NodeProto>();
+  for (const output of new Set(layout.blocks.map((b) => b.output))) {
+    const blocks = layout.blocks.map((b, i) => ({ b, i })).filter(({ b }) => b.output === output);
+    if (!blocks.some(({ i }) => prunedBlocks.has(i))) continue;
+    const skip = blocks[0]!.b.skip;
+    const kept = new Set(blocks.filter(({ i }) => !prunedBlocks.has(i)).map(({ b }) => b.branch));
+    const leaves = new Set([skip, ...blocks.map(({ b }) => b.branch)]);
+    const tree = new Set(sumTree(index.producer, output, leaves));
+    // What a tensor of the tree sums to once the pruned terms are gone: a name, or nothing left.
+    const sumOf = (name: string): string | undefined => {
+      if (leaves.has(name)) return name === skip || kept.has(name) ? resolve(name) : undefined;
+      const add = index.producer.get(name)!;
+      const [a, b] = add.input.map(sumOf);
+      if (a && b) return name;
+      removed.add(add);
+      rename.set(name, (a ?? b)!);
+      return a ?? b;
+    };
+    sumOf(output);
+    for (const add of tree) if (!removed.has(add)) add.input = add.input.map(resolve);
+  }
+  graph.node = graph.node.filter((n) => !removed.has(n));
+  renameUses(graph, rename);
+  for (const output of graph.output) {
+    const source = rename.get(output.name);
+    if (source)
+      graph.node.push(
+        make.node({
+          name: `/evop/${output.name}`,
+          opType: 'Identity',
+          input: [source],
+          output: [output.name],
+        }),
+      );
+  }
 }
 
 /**

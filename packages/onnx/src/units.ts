@@ -13,6 +13,8 @@ export interface Unit {
   blocks: number[];
   params: number;
   paramBytes: number;
+  /** The PyTorch module it was exported from (`model.layers.3.self_attn`), when the export says. */
+  module?: string;
 }
 
 export function unitsOf(layout: DecoderLayout, granularity: Granularity): Unit[] {
@@ -24,6 +26,7 @@ export function unitsOf(layout: DecoderLayout, granularity: Granularity): Unit[]
       blocks: [i],
       params: b.params,
       paramBytes: b.paramBytes,
+      ...(b.module ? { module: b.module } : {}),
     }));
   const units: Unit[] = [];
   layout.blocks.forEach((b, i) => {
@@ -33,6 +36,7 @@ export function unitsOf(layout: DecoderLayout, granularity: Granularity): Unit[]
       last.params += b.params;
       last.paramBytes += b.paramBytes;
     } else {
+      const module = layout.layerModules?.[b.layer];
       units.push({
         id: `layer${b.layer}`,
         kind: 'layer',
@@ -40,6 +44,7 @@ export function unitsOf(layout: DecoderLayout, granularity: Granularity): Unit[]
         blocks: [i],
         params: b.params,
         paramBytes: b.paramBytes,
+        ...(module ? { module } : {}),
       });
     }
   });

@@ -110,6 +110,8 @@ function tinyModel(body: (b: GraphBuilder, x: string) => string, inputs = ['inpu
 test('graphs that are not decoders, or whose pattern is unknown, get a typed error saying why', () => {
   const weight = (b: GraphBuilder) =>
     b.initializer(floatTensor(`w${Math.random()}`, [4, 4], new Float32Array(16)));
+  const residual = (b: GraphBuilder, x: string, scope = '/m') =>
+    b.op(scope, 'Add', [x, b.op(scope, 'MatMul', [x, weight(b)])]);
   const cases: [string, ModelProto, string, RegExp][] = [
     [
       'single MatMul',
@@ -126,20 +128,37 @@ test('graphs that are not decoders, or whose pattern is unknown, get a typed err
     [
       'branch without weights',
       tinyModel((b, x) => b.op('/m', 'Add', [x, b.op('/m', 'Relu', [x])])),
-      'unknown-pattern',
-      /has no MatMul or Gemm/,
+      'not-decoder',
+      /no residual Add follows/,
     ],
     [
-      'two residual Adds on one stream',
+      'a norm on the stream between blocks (post-norm)',
+      tinyModel((b, x) => residual(b, b.op('/m', 'LayerNormalization', [residual(b, x), weight(b)]))),
+      'unknown-pattern',
+      /LayerNormalization .* changes the residual stream between two residual blocks/,
+    ],
+    [
+      'attention outside any residual block',
       tinyModel((b, x) => {
-        const y = b.op('/m', 'MatMul', [x, weight(b)]);
-        return b.op('/m', 'Mul', [
-          b.op('/m', 'Add', [x, y]),
-          b.op('/m', 'Add', [x, b.op('/m', 'Relu', [y])]),
-        ]);
+        const scores = b.op('/m', 'MatMul', [x, b.op('/m', 'Transpose', [x], { perm: [0, 2, 1] })]);
+        return residual(b, b.op('/m', 'MatMul', [scores, x]));
       }),
       'unknown-pattern',
-      /feeds 2 residual Adds/,
+      /mixes positions outside any residual block/,
+    ],
+    [
+      'fewer layers on the stream than the module names show',
+      tinyModel((b, x) =>
+        b.op('/model/layers.1/mlp', 'MatMul', [residual(b, x, '/model/layers.0/mlp'), weight(b)]),
+      ),
+      'unknown-pattern',
+      /found 1 decoder layer on the residual stream, but the graph's module names show 2/,
+    ],
+    [
+      'an input that is neither fed nor a KV cache',
+      tinyModel((b, x) => residual(b, b.op('/m', 'Add', [x, 'scale'])), ['input_ids', 'scale']),
+      'unknown-pattern',
+      /input 'scale' is neither one evop feeds \(input_ids, attention_mask, position_ids, cache_position, token_type_ids\) nor a KV cache/,
     ],
   ];
   for (const [name, model, code, message] of cases) {

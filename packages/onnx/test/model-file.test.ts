@@ -3,7 +3,15 @@ import { existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileS
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { resolveDataFile } from '@evop/config';
-import { discoverLayers, ModelError, readModel, writeModel } from '../src/index.ts';
+import {
+  discoverLayers,
+  encodeModel,
+  ModelError,
+  type ModelProto,
+  readModel,
+  writeModel,
+} from '../src/index.ts';
+import { num } from '../src/proto.ts';
 import { inlineTensorBytes, isExternal } from '../src/tensor.ts';
 import { builtModel, DEEP16, feeds, HFSTYLE, session, storyWindows, tempDir } from './helpers.ts';
 
@@ -43,6 +51,28 @@ test('external data is written beside the model, read back, and gives the same o
   assert.ok(!existsSync(`${inline}.data`));
   assert.deepEqual(await logitsOf(moved, model), await logitsOf(model));
   assert.deepEqual(await logitsOf(inline, model), await logitsOf(model));
+});
+
+test("an IR 10 model (the dynamo exporter's) keeps every field through a read and write", () => {
+  const source = resolveDataFile('hf-zoo/llama/model.dynamo.onnx');
+  const copy = join(tempDir(), 'model.onnx');
+  writeModel(readModel(source).proto, copy);
+  const [a, b] = [source, copy].map((path) => readModel(path).proto);
+  assert.equal(num(b!.irVersion), 10);
+  // Node metadata (IR 10) holds the PyTorch module each node came from; an IR 8 schema dropped it.
+  const metadata = (m: ModelProto) =>
+    m.graph.node.map((n) => n.metadataProps.map((p) => `${p.key}=${p.value}`));
+  assert.ok(
+    metadata(a!)
+      .flat()
+      .some((p) => p.startsWith('pkg.torch.onnx.name_scopes=')),
+  );
+  assert.deepEqual(metadata(b!), metadata(a!));
+  assert.deepEqual(
+    b!.graph.valueInfo.map((v) => v.metadataProps.length),
+    a!.graph.valueInfo.map((v) => v.metadataProps.length),
+  );
+  assert.deepEqual(Buffer.from(encodeModel(b!)), Buffer.from(encodeModel(a!)), 'byte for byte, re-encoded');
 });
 
 test('an exporter-written external-data model keeps every tensor byte through a round trip', () => {

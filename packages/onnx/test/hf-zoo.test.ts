@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import {
+  DataType,
+  type DecoderLayout,
+  discoverLayers,
+  GATE_INPUT,
+  IGNORE_LABEL,
+  instrument,
+  LABELS_INPUT,
+  type ModelProto,
+  pruneModel,
+  readModel,
+  unitsOf,
+} from '../src/index.ts';
+import {
+  decodedLogits,
+  EXPORTS,
+  readReference,
+  referenceBatchLogits,
+  session,
+  tolerance,
+  worstDiff,
+  zooExports,
+  zooFamilies,
+} from './hf-zoo.ts';
+
+const granularityOf = (layout: DecoderLayout, mask: string) =>
+  mask.length === unitsOf(layout, 'layer').length ? 'layer' : 'sublayer';
+
+const loaded = new Map<string, { proto: ModelProto; layout: DecoderLayout }>();
+function load(path: string) {
+  let model = loaded.get(path);
+  if (!model) {
+    const { proto } = readModel(path);
+    model = { proto, layout: discoverLayers(proto) };
+    loaded.set(path, model);
+  }
+  return model;
+}
+
+test('the zoo holds the families and exports these tests are about', () => {
+  const families = zooFamilies();
+  assert.ok(families.length >= 9, `families: ${families.join(', ')}`);
+  for (const family of families) assert.ok(zooExports(family).length >= 2, family);
+});
+
+test('every family and export, pruned by evop, gives the logits transformers gives with those units removed', async (t) => {
+  const worst: string[] = [];
+  for (const family of zooFamilies()) {
+    const reference = readReference(family);
+    for (const { kind, path } of zooExports(family)) {
+      const { proto, layout } = load(path);
+      let max = 0;
+      for (const { name, mask, logits } of reference.masks) {
+        const granularity = granularityOf(layout, mask);
+        assert.equal(unitsOf(layout, granularity).length, mask.length, `${family} ${kind}: units of ${name}`);
+        const pruned = pruneModel(proto, layout, mask, { granularity, sourceSha256: 'test' });
+        const ours = await referenceBatchLogits(await session(pruned), layout, reference);
+        const diff = worstDiff(ours, logits, reference.attentionMask);
+        assert.ok(diff <= tolerance(layout), `${family} ${kind} ${name}: max |Δlogit| ${diff}`);
+        max = Math.max(max, diff);
+      }
+      worst.push(`${family} ${EXPORTS[kind]}: ${max.toExponential(1)}`);
+    }
+  }
+  t.diagnostic(`worst |Δlogit| per export: ${worst.join('; ')}`);
+});
+
+test('a KV-cache export pruned by evop decodes token by token to the logits of its full forward', async () => {
+  for (const family of zooFamilies()) {
+    const reference = readReference(family);
+    for (const { kind, path } of zooExports(family).filter((e) => e.kind.includes('past'))) {
+      const { proto, layout } = load(path);
+      // A whole layer and an attention block (with its cache) removed.
+      for (const mask of ['110111', '101111111111']) {
+        const granularity = granularityOf(layout, mask);
+        const pruned = pruneModel(proto, layout, mask, { granularity, sourceSha256: 'test' });
+        const prunedLayout = discoverLayers(pruned);
+        const sess = await session(pruned);
+        const full = await referenceBatchLogits(sess, prunedLayout, reference);
+        const stepped = await decodedLogits(sess, prunedLayout, reference);
+        const diff = worstDiff(stepped, full, reference.attentionMask);
+        assert.ok(diff <= tolerance(layout), `${family} ${kind} ${mask}: max |Δlogit| ${diff}`);
+      }
+    }
+  }
+});
+
+/** Next-token labels of the reference batch: −100 where the position or its successor is padding. */
+function labelsOf(ids: number[][], mask: number[][]): number[][] {
+  return ids.map((row, r) =>
+    row.map((_, t) => (t + 1 < row.length && mask[r]![t] && mask[r]![t + 1] ? row[t + 1]! : IGNORE_LABEL)),
+  );
+}
+
+/** Per row, the summed NLL of the labels under the logits [rows, T, vocab], in float64. */
+function nllOf(logits: Float32Array, labels: number[][]): number[] {
+  const T = labels[0]!.length;
+  const vocab = logits.length / (labels.length * T);
+  return labels.map((row, r) => {
+    let nll = 0;
+    row.forEach((label, t) => {
+      if (label === IGNORE_LABEL) return;
+      const at = (r * T + t) * vocab;
+      let max = -Infinity;
+      for (let v = 0; v < vocab; v++) max = Math.max(max, logits[at + v]!);
+      let sum = 0;
+      for (let v = 0; v < vocab; v++) sum += Math.exp(logits[at + v]! - max);
+      nll += max + Math.log(sum) - logits[at + label]!;
+    });
+    return nll;
+  });
+}
+
+test("the search graph's NLL for a mask is the NLL of the model pruned with that mask", async () => {
+  for (const family of zooFamilies()) {
+    const reference = readReference(family);
+    const labels = labelsOf(reference.inputIds, reference.attentionMask);
+    for (const { kind, path } of zooExports(family)) {
+      const { proto, layout } = load(path);
+      for (const granularity of ['layer', 'sublayer'] as const) {
+        const masks = reference.masks
+          .map((m) => m.mask)
+          .filter((m) => granularityOf(layout, m) === granularity);
+        const search = await session(instrument(proto, layout, { granularity }));
+        // Every mask's rows in one batch: rows with other gates must not change a row's result.
+        const rows = masks.flatMap((mask) => reference.inputIds.map((ids, r) => ({ mask, ids, r })));
+        const int64 = (values: number[][]) =>
+          new ort.Tensor('int64', BigInt64Array.from(values.flat(), BigInt), [
+            values.length,
+            values[0]!.length,
+          ]);
+        const feeds: Record<string, ort.Tensor> = {
+          [layout.inputIds]: int64(rows.map((x) => x.ids)),
+          [GATE_INPUT]: new ort.Tensor(
+            'float32',
+            Float32Array.from(rows.map((x) => x.mask).join(''), Number),
+            [rows.length, masks[0]!.length],
+          ),
+          [LABELS_INPUT]: int64(rows.map((x) => labels[x.r]!)),
+        };
+        if (layout.attentionMask)
+          feeds[layout.attentionMask] = int64(rows.map((x) => reference.attentionMask[x.r]!));
+        if (layout.positionIds) feeds[layout.positionIds] = int64(rows.map((x) => x.ids.map((_, t) => t)));
+        for (const input of layout.inputs.filter((i) => !(i.name in feeds))) {
+          const dims = input.shape.map((d, i) => (i === 0 ? rows.length : typeof d === 'number' ? d : 0));
+          feeds[input.name] =
+            input.elemType === DataType.FLOAT16
+              ? new ort.Tensor('float16', new Uint16Array(0), dims)
+              : new ort.Tensor('float32', new Float32Array(0), dims);
+        }
+        const gated = (await search.run(feeds, ['evop_nll'])).evop_nll!.data as Float32Array;
+        for (const [m, mask] of masks.entries()) {
+          const pruned = pruneModel(proto, layout, mask, { granularity, sourceSha256: 'test' });
+          const logits = await referenceBatchLogits(await session(pruned), layout, reference);
+          nllOf(logits, labels).forEach((want, r) => {
+            const got = gated[m * 2 + r]!;
+            assert.ok(
+              Math.abs(got - want) <= (layout.streamType === DataType.FLOAT16 ? 1e-4 : 1e-5) * Math.abs(want),
+              `${family} ${kind} ${mask} row ${r}: search graph ${got}, pruned model ${want}`,
+            );
+          });
+        }
+      }
+    }
+  }
+});
