@@ -199,7 +199,11 @@ async function download(path, name) {
 
 function resultTable(job) {
   const { table, latency } = job.result;
-  const speed = (k) => (latency.pruned[k].median / latency.dense[k].median).toFixed(2);
+  // Decode needs a KV cache; latency is null when its stage failed.
+  const speed = (k) =>
+    latency?.pruned[k] && latency.dense[k]
+      ? (latency.pruned[k].median / latency.dense[k].median).toFixed(2)
+      : 'n/a';
   const rows = table.map(
     (r, i) => html`<tr><td>${r.method}</td><td class="num">${r.perplexity.toFixed(3)}</td>
       <td class="num">${(r.params / 1e6).toFixed(3)}M</td><td class="num">${r.evaluations}</td>

@@ -38,6 +38,7 @@ export function jobView(j: Job & { result?: Result | null }) {
     ? (JSON.parse(j.result.report) as {
         table: unknown;
         latency: unknown;
+        failed?: { stage: string; error: string }[];
         result: { pruned: string[]; consistency: number };
       })
     : undefined;
@@ -63,6 +64,7 @@ export function jobView(j: Job & { result?: Result | null }) {
             consistency: report.result.consistency,
             table: report.table,
             latency: report.latency,
+            failed: report.failed ?? [],
             links: {
               model: `/v1/jobs/${j.id}/artifacts/model.onnx`,
               report: `/v1/jobs/${j.id}/report.json`,

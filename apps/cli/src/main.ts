@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { CliError, isUserError, userMessage } from './cli-error.ts';
 import { admin } from './commands/admin.ts';
+import { apply } from './commands/apply.ts';
 import { evaluate } from './commands/evaluate.ts';
 import { inspect } from './commands/inspect.ts';
 import { prune } from './commands/prune.ts';
@@ -12,11 +13,17 @@ const USAGE = `usage:
              [--objective mean|cluster-balanced|worst-cluster] [--seed S] [--budget N] [--calibration N]
              [--held-out N] [--clusters K] [--sampling ccds|random] [--seq-len T] [--tasks arc-easy,piqa,…]
              [--task-limit N] [--baselines] [--out DIR] [--threads N] [--quiet]
-  evop prune --resume DIR
+  evop prune --resume DIR                  continue a stopped run, or complete the stages that failed
+  evop apply <model> --mask <bits | mask.json> [--granularity layer|sublayer] [--out DIR]
+                                           remove a mask's units from a model (another export of it, say)
   evop inspect <model> [--json]
   evop eval <model> [--tokenizer tok] [--data <file>...] [--tasks …] [--seq-len T] [--windows N]
   evop stack [--workers N] [--port P]      the service (api, coordinator, workers) on this machine
-  evop admin create-key --tenant NAME      a new API key for the service`;
+  evop admin create-key --tenant NAME      a new API key for the service
+
+exit codes: 0 done; 1 evop failed; 2 bad input (the message names the flag); 3 the run finished and wrote
+its model, mask and report, but a later stage failed (named on stderr; evop prune --resume completes it);
+130 stopped (evop prune --resume continues)`;
 
 const PRUNE_OPTIONS = {
   model: { type: 'string' },
@@ -46,9 +53,10 @@ const PRUNE_OPTIONS = {
   workers: { type: 'string' },
   port: { type: 'string' },
   tenant: { type: 'string' },
+  mask: { type: 'string' },
 } as const;
 
-/** Runs one `evop` command line; returns the exit code: 0 done, 2 bad input, 130 stopped, 1 failure. */
+/** Runs one `evop` command line; returns the exit code (see USAGE). */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -64,11 +72,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     const { values, positionals } = parsed;
     if (command === 'prune') return await prune(values);
+    if (command === 'apply') return await apply(positionals, values);
     if (command === 'inspect') return await inspect(positionals, values);
     if (command === 'eval') return await evaluate(positionals, values);
     if (command === 'stack') return await stack(values);
     if (command === 'admin') return await admin(positionals, values);
-    throw new CliError(`unknown command '${command}'; use prune, inspect, eval, stack or admin`);
+    throw new CliError(`unknown command '${command}'; use prune, apply, inspect, eval, stack or admin`);
   } catch (err) {
     if (isUserError(err)) {
       process.stderr.write(`evop: ${userMessage(err)}\n`);

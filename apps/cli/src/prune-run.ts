@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { runtimeConfig } from '@evop/config';
 import { MemoryFitnessCache, type SearchCheckpoint } from '@evop/core';
 import { readCorpus } from '@evop/data';
-import { discoverLayers } from '@evop/onnx';
+import { discoverLayers, maskFileOf } from '@evop/onnx';
 import {
   assembleReport,
   type Calibration,
@@ -16,6 +16,7 @@ import {
   poolWindows,
   renderReportHtml,
   runSearches,
+  type StageStore,
   splitWindows,
   summaryOf,
 } from '@evop/pipeline';
@@ -25,6 +26,15 @@ import { CliError } from './cli-error.ts';
 import { loadModelSource } from './model-source.ts';
 import type { Progress } from './progress.ts';
 import type { PruneSpec } from './prune-spec.ts';
+
+/** Results of finalize's stages as stages/<stage>.json in the output folder. */
+function stageFiles(dir: string): StageStore {
+  const file = (stage: string) => join(dir, `${stage.replace(/[^\w.-]/g, '_')}.json`);
+  return {
+    load: async <T>(stage: string) => readJson<T>(file(stage)),
+    save: async (stage, value) => writeJson(file(stage), value),
+  };
+}
 
 /** Checkpoints as checkpoints/<strategy>.json in the output folder. */
 function checkpointFiles(dir: string): CheckpointStore {
@@ -105,6 +115,9 @@ export async function runPrune(
       signal,
     });
 
+    // The search's answer is kept before anything else can fail.
+    const best = searches[0]!.best.mask;
+    writeJson(join(out, 'mask.json'), maskFileOf(source.model, layout, spec.granularity, best));
     const finalized = await finalize({
       pool,
       model: source.model,
@@ -117,15 +130,10 @@ export async function runPrune(
       heldOut: sets.heldOut,
       outDir: out,
       cacheDir,
+      stages: stageFiles(join(out, 'stages')),
       signal,
       stage: (m) => progress.stage(m),
       timings,
-    });
-    writeJson(join(out, 'mask.json'), {
-      mask: finalized.mask,
-      granularity: spec.granularity,
-      pruned: finalized.pruned,
-      units: units.map((u) => u.id),
     });
     const report = assembleReport({
       spec,
@@ -146,7 +154,12 @@ export async function runPrune(
       timings: { ...timings, total: (Date.now() - started) / 1000 },
     });
     writeJson(join(out, 'report.json'), report);
-    writeFileSync(join(out, 'report.html'), renderReportHtml(report));
+    try {
+      writeFileSync(join(out, 'report.html'), renderReportHtml(report));
+    } catch (err) {
+      report.failed.push({ stage: 'report.html', error: (err as Error).message });
+      writeJson(join(out, 'report.json'), report);
+    }
     return report;
   } finally {
     await pool.close();

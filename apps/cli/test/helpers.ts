@@ -52,11 +52,15 @@ export interface Finished {
   stderr: string;
 }
 
-/** Runs the `evop` command as a user would, in its own process. */
-export function evop(args: string[], onStart?: (child: ChildProcess) => void): Promise<Finished> {
+/** Runs the `evop` command as a user would, in its own process (with `env` added to the environment). */
+export function evop(
+  args: string[],
+  onStart?: (child: ChildProcess) => void,
+  env: NodeJS.ProcessEnv = {},
+): Promise<Finished> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, EVOP_PROVIDER: 'cpu' },
+      env: { ...process.env, EVOP_PROVIDER: 'cpu', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { Llama2cTokenizer, readCorpus, type TokenWindows, windowsFromDocuments } from '@evop/data';
+import { Llama2cTokenizer, readCorpus, TASKS, type TokenWindows, windowsFromDocuments } from '@evop/data';
 import { discoverLayers, readModel } from '@evop/onnx';
 import { decoderFeeds } from '@evop/runtime';
 import * as ort from 'onnxruntime-node';
@@ -106,6 +106,37 @@ test('a run stopped by SIGINT resumes to the mask and history of an uninterrupte
   assert.equal(b.result.mask, a.result.mask);
   assert.deepEqual(b.searches[0]!.history, a.searches[0]!.history);
   assert.ok(a.searches[0]!.history.length > 3, 'the run had more generations than the stopped part');
+});
+
+test('a stage that fails after the search loses nothing, exits 3 naming it, and --resume completes it', async () => {
+  // A damaged task file, found first through EVOP_DATA_DIR: the zero-shot stage fails, not the run.
+  const damaged = tempDir();
+  const taskFile = join(damaged, TASKS['arc-easy']);
+  mkdirSync(dirname(taskFile), { recursive: true });
+  writeFileSync(taskFile, '[{"instruction": "cut');
+  const out = tempDir();
+  const args = smallPrune(out, ['--tasks', 'arc-easy', '--task-limit', '10']);
+  const first = await evop(args, undefined, { EVOP_DATA_DIR: damaged });
+  assert.equal(first.code, 3, first.stderr);
+  assert.match(first.stderr, /stage 'task:arc-easy' failed: .*ARC-Easy\.test\.json/);
+  assert.match(first.stderr, /complete with: evop prune --resume /);
+  for (const file of ['model.onnx', 'mask.json', 'report.json', 'report.html'])
+    assert.ok(existsSync(join(out, file)), file);
+  const partial = readReport(out);
+  assert.deepEqual(
+    partial.failed.map((f) => f.stage),
+    ['task:arc-easy'],
+  );
+  assert.ok(partial.latency, 'the stages after the failed one ran');
+  assert.deepEqual(partial.table[1]!.tasks, {});
+
+  const resumed = await evop(['prune', '--resume', out]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const complete = readReport(out);
+  assert.deepEqual(complete.failed, []);
+  assert.equal(complete.result.mask, partial.result.mask);
+  assert.deepEqual(complete.latency, partial.latency, 'stages that succeeded are not run again');
+  assert.equal(complete.table[1]!.tasks['arc-easy']!.n, 10);
 });
 
 test('bad arguments exit with code 2 and one clear line', async () => {

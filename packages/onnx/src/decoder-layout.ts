@@ -48,6 +48,8 @@ export interface DecoderLayout {
   /** Segment ids (`token_type_ids`), fed as zeros, when the export takes them. */
   tokenTypeIds?: string;
   logits: string;
+  /** The token embedding's weight (initializer) [vocab, hidden]. */
+  embedding: string;
   vocabSize: number;
   hiddenSize: number;
   /** ONNX element type of the residual stream (FLOAT = 1, FLOAT16 = 10). */

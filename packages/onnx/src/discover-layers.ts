@@ -198,6 +198,7 @@ export function discoverLayers(model: ModelProto): DecoderLayout {
     ...(cachePosition ? { cachePosition } : {}),
     ...(tokenTypeIds ? { tokenTypeIds } : {}),
     logits: logits.name,
+    embedding: embeddingWeight.name,
     vocabSize,
     hiddenSize,
     streamType: stream.type,

@@ -8,11 +8,20 @@ export {
   type InstrumentOptions,
   instrument,
   LABELS_INPUT,
-  LOGITS_OUTPUT,
+  LAST_LOGITS_OUTPUT,
 } from './instrument.ts';
 export { type Llama2cCheckpoint, type Llama2cConfig, readLlama2cCheckpoint } from './llama2c-checkpoint.ts';
 export { llama2cToOnnx } from './llama2c-to-onnx.ts';
-export { type LoadedModel, readModel, type WriteOptions, writeModel } from './model-file.ts';
+export {
+  checkMaskFits,
+  fingerprintOf,
+  type MaskFile,
+  type ModelFingerprint,
+  maskFileOf,
+} from './mask-file.ts';
+export { type LoadedModel, readModel, sampleTensor, type WriteOptions, writeModel } from './model-file.ts';
 export { DataType, decodeModel, encodeModel, type ModelProto } from './proto.ts';
 export { type PruneOptions, pruneModel } from './prune.ts';
+export { ORIGINAL_LOGITS_OUTPUT, selfCheckGraph } from './self-check-graph.ts';
+export { halfToFloat } from './tensor.ts';
 export { checkMask, type Granularity, type Unit, unitsOf } from './units.ts';

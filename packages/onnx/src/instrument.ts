@@ -26,8 +26,8 @@ export interface InstrumentOptions {
    * run of one mask costs what the pruned model costs (default true). Rows with mixed gates still compute it.
    */
   skipClosed?: boolean;
-  /** Add `evop_logits` [B, T, vocab] in float32: for checking the graph against the original model. */
-  logits?: boolean;
+  /** Add `evop_last_logits` [B, vocab]: the last position's logits in float32, for checking the graph. */
+  lastLogits?: boolean;
 }
 
 /** Bumped whenever the search graph changes, so that graphs cached by an older evop are not reused. */
@@ -36,7 +36,7 @@ export const INSTRUMENT_VERSION = 3;
 export const GATE_INPUT = 'evop_gate';
 export const LABELS_INPUT = 'evop_labels';
 export const IGNORE_LABEL = -100;
-export const LOGITS_OUTPUT = 'evop_logits';
+export const LAST_LOGITS_OUTPUT = 'evop_last_logits';
 
 /**
  * The search graph: each unit's residual branches are multiplied by that row's `evop_gate` column before their
@@ -103,9 +103,9 @@ export function instrument(model: ModelProto, layout: DecoderLayout, options: In
   b.reduce(s, 'ReduceSum', tokenNll, [1], 0, 'evop_nll');
   b.reduce(s, 'ReduceSum', validF, [1], 0, 'evop_count');
   graph.output = [valueInfo('evop_nll', F, ['batch_size']), valueInfo('evop_count', F, ['batch_size'])];
-  if (options.logits) {
-    b.op(s, 'Identity', [logits], {}, LOGITS_OUTPUT);
-    graph.output.push(valueInfo(LOGITS_OUTPUT, F, ['batch_size', 'sequence_length', layout.vocabSize]));
+  if (options.lastLogits) {
+    lastPosition(b, s, logits, LAST_LOGITS_OUTPUT);
+    graph.output.push(valueInfo(LAST_LOGITS_OUTPUT, F, ['batch_size', layout.vocabSize]));
   }
 
   // Positions that count for pooling and cosines: the attended ones (the mask covers past + T; past is empty).
@@ -152,6 +152,11 @@ export function instrument(model: ModelProto, layout: DecoderLayout, options: In
     'evop.instrumented': JSON.stringify({ granularity: options.granularity, units: units.map((u) => u.id) }),
   });
   return out;
+}
+
+/** `x`[:, −1] of a [B, T, …] tensor. */
+export function lastPosition(b: GraphBuilder, scope: string, x: string, output: string): string {
+  return b.op(scope, 'Gather', [x, b.ints(scope, [], [-1])], { axis: 1 }, output);
 }
 
 /** The Add of the block's residual sum that reads its branch. */

@@ -2,8 +2,16 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import { ModelError } from './errors.ts';
-import { DataLocation, decodeModel, encodeModel, type ModelProto, make, type TensorProto } from './proto.ts';
-import { inlineTensorBytes, isExternal, tensorByteLength } from './tensor.ts';
+import {
+  DataLocation,
+  DataType,
+  decodeModel,
+  encodeModel,
+  type ModelProto,
+  make,
+  type TensorProto,
+} from './proto.ts';
+import { elementCount, halfToFloat, inlineTensorBytes, isExternal, tensorByteLength } from './tensor.ts';
 
 /** A model read from disk: its protobuf, and the sha256 of the file and its external data together. */
 export interface LoadedModel {
@@ -223,4 +231,40 @@ function readExternal(range: ExternalRange): Uint8Array {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * `count` values spread evenly over a floating-point tensor (first, …, last), read without loading the tensor:
+ * inline bytes, or a few reads at their offsets in the external data. For fingerprints of multi-GB weights.
+ */
+export function sampleTensor(tensor: TensorProto, count: number): number[] {
+  const size = elementCount(tensor);
+  const width = BYTES_PER_FLOAT[tensor.dataType];
+  if (!width) throw new ModelError('unsupported-format', `tensor '${tensor.name}' is not floating-point`);
+  const indices = Array.from({ length: Math.min(count, size) }, (_, i) =>
+    Math.floor((i * (size - 1)) / Math.max(1, Math.min(count, size) - 1)),
+  );
+  const bytes = indices.map((index) => {
+    if (!isExternal(tensor)) return inlineTensorBytes(tensor)!.subarray(index * width, (index + 1) * width);
+    const range = externalRange(tensor);
+    return readExternal({ file: range.file, offset: range.offset + index * width, length: width });
+  });
+  return bytes.map((b) => decodeFloat(tensor.dataType, Buffer.from(b)));
+}
+
+const BYTES_PER_FLOAT: Record<number, number> = {
+  [DataType.FLOAT]: 4,
+  [DataType.FLOAT16]: 2,
+  [DataType.BFLOAT16]: 2,
+  [DataType.DOUBLE]: 8,
+};
+
+function decodeFloat(type: number, bytes: Buffer): number {
+  if (type === DataType.FLOAT) return bytes.readFloatLE(0);
+  if (type === DataType.DOUBLE) return bytes.readDoubleLE(0);
+  if (type === DataType.FLOAT16) return halfToFloat(new Uint16Array([bytes.readUInt16LE(0)]))[0]!;
+  // bfloat16: the upper half of a float32.
+  const word = Buffer.alloc(4);
+  word.writeUInt16LE(bytes.readUInt16LE(0), 2);
+  return word.readFloatLE(0);
 }

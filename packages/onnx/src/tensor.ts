@@ -93,3 +93,18 @@ export function floatValues(tensor: TensorProto): Float32Array {
   const copy = new Uint8Array(bytes);
   return new Float32Array(copy.buffer, 0, copy.byteLength / 4);
 }
+
+/** IEEE half-precision values (their bits, as onnxruntime returns float16 tensors) as float32. */
+export function halfToFloat(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i]!;
+    const sign = h & 0x8000 ? -1 : 1;
+    const exponent = (h >> 10) & 0x1f;
+    const fraction = h & 0x3ff;
+    if (exponent === 0) out[i] = sign * 2 ** -14 * (fraction / 1024);
+    else if (exponent === 31) out[i] = fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+    else out[i] = sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+  }
+  return out;
+}

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { resolveDataFile } from '@evop/config';
 import * as ort from 'onnxruntime-node';
-import { DataType, type DecoderLayout, encodeModel, type ModelProto } from '../src/index.ts';
+import { DataType, type DecoderLayout, encodeModel, halfToFloat, type ModelProto } from '../src/index.ts';
 
 /**
  * The hf-zoo fixtures (`../shared/data/hf-zoo`, see its README): small trained `transformers` models of several
@@ -56,26 +56,6 @@ export function readReference(family: string): Reference {
 
 const int64 = (rows: number[][]) =>
   new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0]!.length]);
-
-/** IEEE half-precision bits to numbers (Node 20 has no Float16Array). */
-export function halfToFloat(bits: Uint16Array): Float32Array {
-  const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) {
-    const h = bits[i]!;
-    const sign = h & 0x8000 ? -1 : 1;
-    const exponent = (h >> 10) & 0x1f;
-    const fraction = h & 0x3ff;
-    out[i] =
-      exponent === 0
-        ? sign * 2 ** -14 * (fraction / 1024)
-        : exponent === 31
-          ? fraction
-            ? Number.NaN
-            : sign * Number.POSITIVE_INFINITY
-          : sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
-  }
-  return out;
-}
 
 export function asFloat32(tensor: ort.Tensor): Float32Array {
   return tensor.type === 'float16' ? halfToFloat(tensor.data as Uint16Array) : (tensor.data as Float32Array);

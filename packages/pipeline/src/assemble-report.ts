@@ -67,6 +67,7 @@ export function assembleReport(parts: ReportParts): PruneReport {
     },
     table: finalized.table,
     latency: finalized.latency,
+    failed: finalized.failed,
     versions: { evop: '0.1.0', node: process.version, onnxruntime: onnxruntimeVersion() },
     timings: {
       ...Object.fromEntries(parts.searches.map((s) => [`search:${s.name}`, s.seconds])),

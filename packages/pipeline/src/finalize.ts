@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveDataFile } from '@evop/config';
 import type { SearchSpace } from '@evop/core';
@@ -20,9 +20,32 @@ import {
   scoreMultipleChoice,
 } from '@evop/runtime';
 import type { ClusteredWindows } from './calibration.ts';
-import type { ReportRow } from './report.ts';
+import type { ReportRow, TaskScore } from './report.ts';
 import type { SearchSpec } from './search-spec.ts';
 import type { SearchSummary } from './searches.ts';
+
+/** Where finalize keeps each stage's result, so that a resumed run redoes only what failed or never ran. */
+export interface StageStore {
+  load<T>(stage: string): Promise<T | undefined>;
+  save(stage: string, value: unknown): Promise<void>;
+}
+
+/** Keeps stage results for the life of one run only (a service task: its result is uploaded whole). */
+export function memoryStages(): StageStore {
+  const saved = new Map<string, unknown>();
+  return {
+    load: async <T>(stage: string) => saved.get(stage) as T | undefined,
+    save: async (stage, value) => {
+      saved.set(stage, value);
+    },
+  };
+}
+
+/** A stage that failed after the pruned model was written; the run's other results stand. */
+export interface StageFailure {
+  stage: string;
+  error: string;
+}
 
 export interface FinalizeOptions {
   pool: InferencePool;
@@ -39,6 +62,8 @@ export interface FinalizeOptions {
   outDir: string;
   /** Folder for instrumented graphs. */
   cacheDir: string;
+  /** Results of the stages done already (default: none kept). */
+  stages?: StageStore;
   signal: AbortSignal;
   stage?: (message: string) => void;
   /** Seconds per stage are added here. */
@@ -53,29 +78,48 @@ export interface Finalized {
   /** |physical − gated| / gated held-out NLL of the exported mask. */
   consistency: number;
   table: ReportRow[];
-  latency: { dense: LatencyResult; pruned: LatencyResult };
+  /** Null when the latency stage failed (see `failed`). */
+  latency: { dense: LatencyResult; pruned: LatencyResult } | null;
+  /** Zero-shot and latency stages that failed: named here, completed by a resumed run. */
+  failed: StageFailure[];
 }
 
 /**
  * The last stage: the best mask physically pruned out of the model and written, then the dense model, every
  * strategy's best mask and the exported file itself measured on the held-out windows (and zero-shot tasks),
- * and prefill / decode latency timed on dense and exported models as a user would load them.
+ * and prefill / decode latency timed on dense and exported models as a user would load them. Export and
+ * held-out evaluation must succeed (their error ends the run); a zero-shot task or the latency that fails is
+ * recorded in `failed` and the rest goes on, so a finished search is never lost to a later stage.
  */
 export async function finalize(options: FinalizeOptions): Promise<Finalized> {
   const { pool, model, layout, tokenizer, spec, units, space, searches, heldOut, signal } = options;
   const stage = options.stage ?? (() => {});
   const timings = options.timings ?? {};
-  const time = async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
+  const store = options.stages ?? memoryStages();
+  const failed: StageFailure[] = [];
+  /** Runs a stage unless its result is stored; an optional stage's error is recorded, not thrown. */
+  const run = async <T>(name: string, fn: () => Promise<T>, optional = false): Promise<T | undefined> => {
+    const saved = await store.load<T>(name);
+    if (saved !== undefined) return saved;
     const t = Date.now();
-    const result = await fn();
-    timings[name] = (Date.now() - t) / 1000;
-    return result;
+    try {
+      const result = await fn();
+      timings[name] = (Date.now() - t) / 1000;
+      await store.save(name, result);
+      return result;
+    } catch (err) {
+      if (!optional || signal.aborted) throw err;
+      failed.push({ stage: name, error: (err as Error).message });
+      return undefined;
+    }
   };
   const main = searches[0]!;
-  stage(`export: pruning ${space.pruned} of ${space.size} units (${main.best.mask})`);
   mkdirSync(options.outDir, { recursive: true });
   const path = join(options.outDir, 'model.onnx');
-  await time('export', () =>
+  // Not kept as a stage result: the file itself says whether it is there.
+  if ((await store.load<string>('export')) !== main.best.mask || !existsSync(path)) {
+    stage(`export: pruning ${space.pruned} of ${space.size} units (${main.best.mask})`);
+    const t = Date.now();
     writeModel(
       pruneModel(model.proto, layout, main.best.mask, {
         granularity: spec.granularity,
@@ -83,8 +127,10 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
         expectedPruned: space.pruned,
       }),
       path,
-    ),
-  );
+    );
+    timings.export = (Date.now() - t) / 1000;
+    await store.save('export', main.best.mask);
+  }
   // The exported file, read back once: evaluated, and timed, as a user would load it.
   const exported = readModel(path);
   const exportedLayout = discoverLayers(exported.proto);
@@ -96,9 +142,9 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
     cacheDir: options.cacheDir,
   });
 
-  stage(`final evaluation: ${heldOut.windows.count} held-out windows`);
   const masks = [dense.allKept, ...searches.map((s) => s.best.mask)];
-  const { table, consistency } = await time('evaluation', async () => {
+  const evaluation = (await run('evaluation', async () => {
+    stage(`final evaluation: ${heldOut.windows.count} held-out windows`);
     const results = await dense.evaluate(masks, heldOut.windows, { clusterOf: heldOut.clusters, signal });
     const physical = await OnnxEvaluator.create({
       pool,
@@ -125,39 +171,54 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
       };
     });
     return { table, consistency: Math.abs(phys!.nllSum - results[1]!.nllSum) / results[1]!.nllSum };
-  });
+  }))!;
+  const table = evaluation.table.map((row) => ({ ...row, tasks: { ...row.tasks } }));
 
   for (const task of spec.tasks) {
-    stage(`zero-shot: ${task} (${spec.taskLimit} items)`);
-    const items = readTask(task, resolveDataFile(TASKS[task]), { limit: spec.taskLimit });
-    await time(`task:${task}`, async () => {
-      for (const row of table) {
-        const { acc, accStderr, accNorm, accNormStderr, n } = await scoreMultipleChoice(
-          dense,
-          tokenizer,
-          items,
-          row.mask,
-          signal,
-        );
-        row.tasks[task] = { acc, accStderr, accNorm, accNormStderr, n };
-      }
+    const scores = await run(
+      `task:${task}`,
+      async () => {
+        stage(`zero-shot: ${task} (${spec.taskLimit} items)`);
+        const items = readTask(task, resolveDataFile(TASKS[task]), { limit: spec.taskLimit });
+        const perRow: TaskScore[] = [];
+        for (const row of table) {
+          const { acc, accStderr, accNorm, accNormStderr, n } = await scoreMultipleChoice(
+            dense,
+            tokenizer,
+            items,
+            row.mask,
+            signal,
+          );
+          perRow.push({ acc, accStderr, accNorm, accNormStderr, n });
+        }
+        return perRow;
+      },
+      true,
+    );
+    scores?.forEach((score, i) => {
+      table[i]!.tasks[task] = score;
     });
   }
 
-  stage('latency: prefill and decode, dense vs pruned');
-  const latency = await time('latency', async () => {
-    const settings = { seqLen: Math.min(spec.seqLen, 128), decodeTokens: 32, warmup: 2, repeats: 5 };
-    return {
-      dense: await measureLatency(pool, model.path, layout, settings),
-      pruned: await measureLatency(pool, path, exportedLayout, settings),
-    };
-  });
+  const latency = await run(
+    'latency',
+    async () => {
+      stage('latency: prefill and decode, dense vs pruned');
+      const settings = { seqLen: Math.min(spec.seqLen, 128), decodeTokens: 32, warmup: 2, repeats: 5 };
+      return {
+        dense: await measureLatency(pool, model.path, layout, settings),
+        pruned: await measureLatency(pool, path, exportedLayout, settings),
+      };
+    },
+    true,
+  );
   return {
     path,
     mask: main.best.mask,
     pruned: space.prunedUnits(main.best.mask).map((i) => units[i]!.id),
-    consistency,
+    consistency: evaluation.consistency,
     table,
-    latency,
+    latency: latency ?? null,
+    failed,
   };
 }

@@ -6,11 +6,19 @@ export {
   calibrate,
   splitWindows,
 } from './calibration.ts';
-export { type Finalized, type FinalizeOptions, finalize } from './finalize.ts';
+export {
+  type Finalized,
+  type FinalizeOptions,
+  finalize,
+  memoryStages,
+  type StageFailure,
+  type StageStore,
+} from './finalize.ts';
 export { PipelineError } from './pipeline-error.ts';
 export { poolSize, poolWindows } from './pool-windows.ts';
 export { PrefixEvaluator, prefixLength } from './prefix-evaluator.ts';
 export {
+  latencyText,
   type PruneReport,
   type ReportRow,
   renderReportHtml,

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { GenerationRecord, Target } from '@evop/core';
 import type { LatencyResult } from '@evop/runtime';
+import type { StageFailure } from './finalize.ts';
 import type { SearchSpec } from './search-spec.ts';
 
 export interface TaskScore {
@@ -47,7 +48,10 @@ export interface PruneReport {
   searches: { strategy: string; best: { mask: string; fitness: number }; history: GenerationRecord[] }[];
   result: { mask: string; pruned: string[]; model: string; consistency: number };
   table: ReportRow[];
-  latency: { dense: LatencyResult; pruned: LatencyResult };
+  /** Null when the latency stage failed (named in `failed`). */
+  latency: { dense: LatencyResult; pruned: LatencyResult } | null;
+  /** Stages that failed after the pruned model was written; `evop prune --resume` completes them. */
+  failed: StageFailure[];
   versions: Record<string, string>;
   timings: Record<string, number>;
 }
@@ -75,16 +79,28 @@ export function reportTable(report: PruneReport): string {
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  const { dense, pruned } = report.latency;
-  const speed = (l: LatencyResult) => `${Math.round(l.prefill.median)} / ${Math.round(l.decode.median)}`;
   return [
     line(header),
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
     ...rows.map(line),
     '',
-    `tokens/s, prefill / decode (median, batch 1): dense ${speed(dense)}, pruned ${speed(pruned)} ` +
-      `(×${(pruned.prefill.median / dense.prefill.median).toFixed(2)} / ×${(pruned.decode.median / dense.decode.median).toFixed(2)})`,
+    latencyText(report),
   ].join('\n');
+}
+
+/** One line on speed: tokens/s of dense and pruned, prefill / decode, with the speedup. */
+export function latencyText(report: PruneReport): string {
+  if (!report.latency) return 'latency: not measured (the stage failed; evop prune --resume measures it)';
+  const { dense, pruned } = report.latency;
+  const decode = (l: LatencyResult) => (l.decode ? String(Math.round(l.decode.median)) : 'n/a');
+  const speed = (l: LatencyResult) => `${Math.round(l.prefill.median)} / ${decode(l)}`;
+  const ratio = (p: number, d: number) => `×${(p / d).toFixed(2)}`;
+  const decodeRatio =
+    pruned.decode && dense.decode ? ratio(pruned.decode.median, dense.decode.median) : 'n/a: no KV cache';
+  return (
+    `tokens/s, prefill / decode (median, batch 1): dense ${speed(dense)}, pruned ${speed(pruned)} ` +
+    `(${ratio(pruned.prefill.median, dense.prefill.median)} / ${decodeRatio})`
+  );
 }
 
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -141,7 +157,9 @@ export function renderReportHtml(report: PruneReport): string {
         '</tr>',
     )
     .join('\n');
-  const speed = (l: LatencyResult) => `${Math.round(l.prefill.median)} / ${Math.round(l.decode.median)}`;
+  const failed = report.failed
+    .map((f) => `<li><b>${escapeHtml(f.stage)}</b>: ${escapeHtml(f.error)}</li>`)
+    .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>evop report</title>
 <style>
@@ -161,7 +179,8 @@ Protocol: ${report.spec.seqLen}-token windows, ${report.spec.calibration} calibr
 <h2>Comparison on held-out windows</h2>
 <table><tr><th>method</th><th>perplexity</th><th>params</th><th>evaluations</th><th>mask</th>${tasks.map((t) => `<th>${escapeHtml(t)} acc</th>`).join('')}</tr>
 ${rows}</table>
-<p>Latency, tokens/s (prefill / decode, median): dense ${speed(report.latency.dense)}, pruned ${speed(report.latency.pruned)}.</p>
+<p>${escapeHtml(latencyText(report))}.</p>
+${failed ? `<h2>Stages that failed</h2><ul>${failed}</ul><p>Complete them with <code>evop prune --resume</code>.</p>` : ''}
 <script>${chartJs()}</script>
 <script>
 const s = ${JSON.stringify(series)};

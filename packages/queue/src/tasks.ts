@@ -76,10 +76,13 @@ const exportResultShape = z.object({
   pruned: z.array(z.string()),
   consistency: z.number(),
   table: z.array(z.object({ method: z.string(), mask, perplexity: z.number() }).passthrough()),
-  latency: z.object({
-    dense: z.object({ prefill: rate, decode: rate }).passthrough(),
-    pruned: z.object({ prefill: rate, decode: rate }).passthrough(),
-  }),
+  latency: z
+    .object({
+      dense: z.object({ prefill: rate, decode: rate.nullable() }).passthrough(),
+      pruned: z.object({ prefill: rate, decode: rate.nullable() }).passthrough(),
+    })
+    .nullable(),
+  failed: z.array(z.object({ stage: z.string(), error: z.string() })),
 });
 export const exportResult = z.custom<ExportResult>((v) => exportResultShape.safeParse(v).success, {
   message: 'not an export result',

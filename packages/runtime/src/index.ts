@@ -1,6 +1,7 @@
-export { cacheCarry, type DecoderBatch, decoderFeeds } from './decoder-feeds.ts';
+export { cacheCarry, type DecoderBatch, decoderFeeds, hasCache } from './decoder-feeds.ts';
 export { InferencePool, type InferencePoolOptions } from './inference-pool.ts';
 export { type LatencyOptions, type LatencyResult, measureLatency, type Throughput } from './latency.ts';
+export { checkLayout, type LayoutCheck } from './layout-check.ts';
 export {
   type MaskEvaluation,
   type NllSum,
@@ -9,5 +10,5 @@ export {
   type ScoredSequence,
 } from './onnx-evaluator.ts';
 export { onnxruntimeVersion, type Provider, ProviderUnavailableError } from './session-factory.ts';
-export type { WireFeeds, WireTensor } from './wire-tensor.ts';
+export { UnsupportedInputError, type WireFeeds, type WireTensor } from './wire-tensor.ts';
 export { scoreMultipleChoice, type ZeroShotItemResult, type ZeroShotResult } from './zero-shot.ts';

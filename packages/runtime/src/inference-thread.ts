@@ -3,6 +3,7 @@
  * inference, so it happens here, never on a thread that serves HTTP or renews queue locks. Sessions are created
  * on first use and kept, one per model and settings.
  */
+import { existsSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import {
   createSession,
@@ -48,6 +49,12 @@ const sessions = new Map<string, Promise<{ session: ort.InferenceSession; provid
 const warnings: string[] = [];
 
 function session(modelPath: string, settings: SessionSettings) {
+  // A model file that is gone (a one-off graph, say) will not run again: its session is released.
+  for (const [oldKey, old] of sessions) {
+    if (existsSync(oldKey.split('\0')[0]!)) continue;
+    sessions.delete(oldKey);
+    old.then(({ session: s }) => s.release()).catch(() => {});
+  }
   const key = `${modelPath}\0${JSON.stringify(settings)}`;
   let entry = sessions.get(key);
   if (entry) sessions.delete(key);

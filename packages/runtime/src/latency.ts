@@ -1,5 +1,5 @@
 import type { DecoderLayout } from '@evop/onnx';
-import { cacheCarry, decoderFeeds } from './decoder-feeds.ts';
+import { cacheCarry, decoderFeeds, hasCache } from './decoder-feeds.ts';
 import type { InferencePool } from './inference-pool.ts';
 import type { TimedStep } from './inference-thread.ts';
 
@@ -11,7 +11,8 @@ export interface Throughput {
 
 export interface LatencyResult {
   prefill: Throughput;
-  decode: Throughput;
+  /** Null for a model without a KV cache: it can only recompute the whole sequence for each token. */
+  decode: Throughput | null;
   protocol: { seqLen: number; decodeTokens: number; warmup: number; repeats: number; batch: 1 };
 }
 
@@ -34,8 +35,8 @@ function throughput(tokens: number, seconds: number[]): Throughput {
 }
 
 /**
- * Prefill (batch 1, `seqLen` tokens in one run) and decode (one token per run through the KV cache) speed of a
- * plain decoder model, dense or pruned, after warm-up rounds; timed on one pool thread.
+ * Prefill (batch 1, `seqLen` tokens in one run) and decode (one token per run through the KV cache, for models
+ * that have one) speed of a plain decoder model, dense or pruned, after warm-up rounds; timed on one pool thread.
  */
 export async function measureLatency(
   pool: InferencePool,
@@ -46,22 +47,33 @@ export async function measureLatency(
   const { seqLen = 128, decodeTokens = 32, warmup = 2, repeats = 10 } = options;
   const prompt = Array.from({ length: seqLen }, (_, t) => 3 + (t % Math.max(1, layout.vocabSize - 3)));
   const prefill: TimedStep[] = [{ feeds: decoderFeeds(layout, { ids: prompt, rows: 1, seqLen }) }];
+  const prefillSeconds = await pool.time(modelPath, prefill, warmup, repeats);
+  const decode = hasCache(layout) ? await timeDecode(pool, modelPath, layout, prompt, options) : null;
+  return {
+    prefill: throughput(seqLen, prefillSeconds),
+    decode,
+    protocol: { seqLen, decodeTokens, warmup, repeats, batch: 1 },
+  };
+}
+
+async function timeDecode(
+  pool: InferencePool,
+  modelPath: string,
+  layout: DecoderLayout,
+  prompt: number[],
+  options: LatencyOptions,
+): Promise<Throughput> {
+  const { decodeTokens = 32, warmup = 2, repeats = 10 } = options;
   const carry = cacheCarry(layout);
-  const decode: TimedStep[] = [
+  const steps: TimedStep[] = [
     { feeds: decoderFeeds(layout, { ids: prompt.slice(0, 1), rows: 1, seqLen: 1 }) },
   ];
   for (let t = 1; t <= decodeTokens; t++)
-    decode.push({
-      feeds: decoderFeeds(layout, { ids: [prompt[t % seqLen]!], rows: 1, seqLen: 1, pastLength: t }),
+    steps.push({
+      feeds: decoderFeeds(layout, { ids: [prompt[t % prompt.length]!], rows: 1, seqLen: 1, pastLength: t }),
       carry,
     });
-  // The first decode step only fills the cache from empty; it is not timed.
-  decode[0]!.timed = false;
-  const prefillSeconds = await pool.time(modelPath, prefill, warmup, repeats);
-  const decodeSeconds = await pool.time(modelPath, decode, warmup, repeats);
-  return {
-    prefill: throughput(seqLen, prefillSeconds),
-    decode: throughput(decodeTokens, decodeSeconds),
-    protocol: { seqLen, decodeTokens, warmup, repeats, batch: 1 },
-  };
+  // The first step only fills the cache from empty; it is not timed.
+  steps[0]!.timed = false;
+  return throughput(decodeTokens, await pool.time(modelPath, steps, warmup, repeats));
 }

@@ -15,6 +15,7 @@ import {
 } from '@evop/onnx';
 import { decoderFeeds } from './decoder-feeds.ts';
 import type { InferencePool } from './inference-pool.ts';
+import { checkLayout } from './layout-check.ts';
 import { float32, int64 } from './wire-tensor.ts';
 
 /** Summed NLL and predicted-token count; perplexity is exp(nllSum / count). */
@@ -59,6 +60,7 @@ export class OnnxEvaluator {
     this.units = unitsOf(options.layout, options.granularity).length;
   }
 
+  /** Writes the search graph (once per model and granularity) and checks the layout before anything relies on it. */
   static async create(options: OnnxEvaluatorOptions): Promise<OnnxEvaluator> {
     const { model, layout, granularity } = options;
     const dir = join(options.cacheDir, model.sha256);
@@ -66,6 +68,7 @@ export class OnnxEvaluator {
     const path = (kind: string) => join(dir, `${kind}-${granularity}-v${INSTRUMENT_VERSION}.onnx`);
     if (!existsSync(path('search')))
       writeModel(instrument(model.proto, layout, { granularity }), path('search'));
+    await checkLayout(options.pool, model, layout, dir);
     const evaluator = new OnnxEvaluator(options, path('search'), path('analysis'));
     await options.pool.load(evaluator.searchPath);
     return evaluator;

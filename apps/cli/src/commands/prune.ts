@@ -7,6 +7,9 @@ import { Progress } from '../progress.ts';
 import { runPrune } from '../prune-run.ts';
 import { type PruneSpec, pruneSpec, type RawOptions } from '../prune-spec.ts';
 
+/** The run finished and wrote its model, mask and report, but a later stage failed. */
+const EXIT_STAGES_FAILED = 3;
+
 /** `evop prune …` or `evop prune --resume DIR`: returns the exit code. */
 export async function prune(options: RawOptions): Promise<number> {
   let spec: PruneSpec;
@@ -42,7 +45,13 @@ export async function prune(options: RawOptions): Promise<number> {
     process.stdout.write(
       `${reportTable(report)}\n\npruned model: ${join(out, 'model.onnx')}\nreport: ${join(out, 'report.html')}\n`,
     );
-    return 0;
+    if (report.failed.length === 0) return 0;
+    for (const { stage, error } of report.failed)
+      process.stderr.write(`evop: stage '${stage}' failed: ${error}\n`);
+    process.stderr.write(
+      `evop: the model, mask and report are written; complete with: evop prune --resume ${out}\n`,
+    );
+    return EXIT_STAGES_FAILED;
   } catch (err) {
     if (err instanceof Interrupted || controller.signal.aborted) {
       process.stderr.write(`evop: stopped; continue with: evop prune --resume ${out}\n`);
