@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { resolveDataFile } from '@evop/config';
 import * as ort from 'onnxruntime-node';
 import {
   DataType,
@@ -22,6 +26,7 @@ import {
   session,
   tolerance,
   worstDiff,
+  zooDir,
   zooExports,
   zooFamilies,
 } from './hf-zoo.ts';
@@ -46,23 +51,38 @@ test('the zoo holds the families and exports these tests are about', () => {
   for (const family of families) assert.ok(zooExports(family).length >= 2, family);
 });
 
+/** Per reference mask, the largest |logit − transformers' logit| of the export pruned by evop (memoised). */
+const measured = new Map<string, Promise<{ name: string; diff: number }[]>>();
+function measure(family: string, path: string) {
+  let result = measured.get(path);
+  if (!result) {
+    result = (async () => {
+      const reference = readReference(family);
+      const { proto, layout } = load(path);
+      const diffs: { name: string; diff: number }[] = [];
+      for (const { name, mask, logits } of reference.masks) {
+        const granularity = granularityOf(layout, mask);
+        assert.equal(unitsOf(layout, granularity).length, mask.length, `${path}: units of ${name}`);
+        const pruned = pruneModel(proto, layout, mask, { granularity, sourceSha256: 'test' });
+        const ours = await referenceBatchLogits(await session(pruned), layout, reference);
+        diffs.push({ name, diff: worstDiff(ours, logits, reference.attentionMask) });
+      }
+      return diffs;
+    })();
+    measured.set(path, result);
+  }
+  return result;
+}
+
 test('every family and export, pruned by evop, gives the logits transformers gives with those units removed', async (t) => {
   const worst: string[] = [];
   for (const family of zooFamilies()) {
-    const reference = readReference(family);
     for (const { kind, path } of zooExports(family)) {
-      const { proto, layout } = load(path);
-      let max = 0;
-      for (const { name, mask, logits } of reference.masks) {
-        const granularity = granularityOf(layout, mask);
-        assert.equal(unitsOf(layout, granularity).length, mask.length, `${family} ${kind}: units of ${name}`);
-        const pruned = pruneModel(proto, layout, mask, { granularity, sourceSha256: 'test' });
-        const ours = await referenceBatchLogits(await session(pruned), layout, reference);
-        const diff = worstDiff(ours, logits, reference.attentionMask);
+      const { layout } = load(path);
+      const diffs = await measure(family, path);
+      for (const { name, diff } of diffs)
         assert.ok(diff <= tolerance(layout), `${family} ${kind} ${name}: max |Δlogit| ${diff}`);
-        max = Math.max(max, diff);
-      }
-      worst.push(`${family} ${EXPORTS[kind]}: ${max.toExponential(1)}`);
+      worst.push(`${family} ${EXPORTS[kind]}: ${Math.max(...diffs.map((d) => d.diff)).toExponential(1)}`);
     }
   }
   t.diagnostic(`worst |Δlogit| per export: ${worst.join('; ')}`);
@@ -166,4 +186,71 @@ test("the search graph's NLL for a mask is the NLL of the model pruned with that
       }
     }
   }
+});
+
+const README = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'README.md');
+const BEGIN = '<!-- supported-exports:begin -->';
+const END = '<!-- supported-exports:end -->';
+/** Fixtures of exports evop refuses, with the tool that wrote them. */
+const REFUSED = {
+  'onnx-genai-tiny-random-llama-fp16/model.onnx': 'onnxruntime-genai model builder',
+  'onnx-ort-tiny-random-gpt2-fused/past.onnx': 'onnxruntime transformers optimizer',
+};
+
+/** The README's table, made from what the fixtures give: never typed by hand. */
+async function supportTable(): Promise<string> {
+  const kinds = Object.keys(EXPORTS) as (keyof typeof EXPORTS)[];
+  const rows = [];
+  for (const family of zooFamilies()) {
+    const config = JSON.parse(readFileSync(join(zooDir(), family, 'hf', 'config.json'), 'utf8'));
+    const exports = zooExports(family);
+    const { layout } = load(exports[0]!.path);
+    const parallel = layout.blocks.some((b, i) => i > 0 && layout.blocks[i - 1]!.output === b.output);
+    const cells = [];
+    for (const kind of kinds) {
+      const found = exports.find((e) => e.kind === kind);
+      if (!found) cells.push('—');
+      else {
+        const diffs = await measure(family, found.path);
+        cells.push(diffs.every((d) => d.diff <= tolerance(load(found.path).layout)) ? '✓' : '✗');
+      }
+    }
+    const shape = `${layout.layers} layers, ${parallel ? 'parallel' : 'sequential'} attention + MLP`;
+    rows.push(`| ${family} (\`${config.architectures[0]}\`) | ${shape} | ${cells.join(' | ')} |`);
+  }
+  const refused = Object.entries(REFUSED).map(([file, tool]) => {
+    try {
+      discoverLayers(readModel(resolveDataFile(file)).proto);
+      return `| \`${file}\` (${tool}) | accepted |`;
+    } catch (err) {
+      const ops = (err as Error).message.match(/fused operators? ([^(]+) \(/)?.[1]?.trim();
+      return `| \`${file}\` (${tool}) | refused: ${ops ? `fused ${ops}` : (err as Error).message} |`;
+    }
+  });
+  return [
+    `| family (\`transformers\` class) | structure | ${kinds.map((k) => EXPORTS[k]).join(' | ')} |`,
+    `|---|---|${kinds.map(() => '---').join('|')}|`,
+    ...rows,
+    '',
+    '| export | discovery |',
+    '|---|---|',
+    ...refused,
+  ].join('\n');
+}
+
+test("README's table of supported exports is the one the fixtures give", async () => {
+  const table = await supportTable();
+  const readme = readFileSync(README, 'utf8');
+  const start = readme.indexOf(BEGIN);
+  const end = readme.indexOf(END);
+  assert.ok(start >= 0 && end > start, `README.md has the markers ${BEGIN} … ${END}`);
+  const section = `${BEGIN}\n${table}\n${END}`;
+  if (process.env.EVOP_UPDATE_README)
+    writeFileSync(README, readme.slice(0, start) + section + readme.slice(end + END.length));
+  else
+    assert.equal(
+      readme.slice(start, end + END.length),
+      section,
+      'regenerate it: EVOP_UPDATE_README=1 node --import tsx --test packages/onnx/test/hf-zoo.test.ts',
+    );
 });

@@ -43,7 +43,11 @@ export function assembleReport(parts: ReportParts): PruneReport {
       path: parts.model.path,
       sha256: parts.model.sha256,
       layers: parts.model.layers,
-      units: parts.model.units.map((u) => ({ id: u.id, params: u.params })),
+      units: parts.model.units.map((u) => ({
+        id: u.id,
+        params: u.params,
+        ...(u.module ? { module: u.module } : {}),
+      })),
       params: parts.model.params,
     },
     calibration: {

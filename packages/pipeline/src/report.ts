@@ -34,7 +34,8 @@ export interface PruneReport {
     path: string;
     sha256: string;
     layers: number;
-    units: { id: string; params: number }[];
+    /** With the PyTorch module each was exported from, when the export says (to apply the plan in PyTorch). */
+    units: { id: string; params: number; module?: string }[];
     params: number;
   };
   calibration: {

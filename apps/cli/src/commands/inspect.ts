@@ -17,12 +17,13 @@ export async function inspect(positionals: string[], options: { json?: boolean }
     `${path}: ${layout.layers} decoder layers, hidden ${layout.hiddenSize}, vocabulary ${layout.vocabSize}, ${layout.totalParams.toLocaleString('en')} parameters`,
     `inputs: ${layout.inputs.map((i) => `${i.name} [${i.shape.join(', ')}]`).join(', ')}`,
     '',
-    'unit      parameters  KV cache',
+    'unit      parameters  KV cache / module',
   ];
   for (const unit of unitsOf(layout, 'sublayer')) {
     const block = layout.blocks[unit.blocks[0]!]!;
+    const cache = block.pastInputs.join(', ') || '-';
     lines.push(
-      `${unit.id.padEnd(8)}  ${String(unit.params).padStart(10)}  ${block.pastInputs.join(', ') || '-'}`,
+      `${unit.id.padEnd(8)}  ${String(unit.params).padStart(10)}  ${cache}${unit.module ? `  ${unit.module}` : ''}`,
     );
   }
   process.stdout.write(`${lines.join('\n')}\n`);
