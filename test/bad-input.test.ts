@@ -184,6 +184,15 @@ test('bad uploads are refused naming the field, and leave no model or dataset be
     /^tokenizer: /,
   );
   assertProblem(
+    await api.upload(
+      '/v1/models',
+      { name: 'x' },
+      { model: [data.model], tokenizer: [data.tokenizer, data.tokenizer] },
+    ),
+    422,
+    /^tokenizer: one tokenizer file is required, and at most a tokenizer_config\.json beside it/,
+  );
+  assertProblem(
     await api.upload('/v1/models', { name: 'x' }, { weights: [data.model] }),
     422,
     /^weights: unexpected/,

@@ -98,9 +98,14 @@ export async function startService(workers: number, env: NodeJS.ProcessEnv = {})
   };
 }
 
-/** An ONNX model with the fixture's tokenizer, uploaded; returns its id. */
-export async function uploadModel(api: ServiceClient, name: string, path: string): Promise<string> {
-  const model = await api.upload('/v1/models', { name }, { model: [path], tokenizer: [data.tokenizer] });
+/** An ONNX model with its tokenizer files (default: the fixture's), uploaded; returns its id. */
+export async function uploadModel(
+  api: ServiceClient,
+  name: string,
+  path: string,
+  tokenizer = [data.tokenizer],
+): Promise<string> {
+  const model = await api.upload('/v1/models', { name }, { model: [path], tokenizer });
   assert.equal(model.status, 201, JSON.stringify(model.json));
   return model.json.id as string;
 }

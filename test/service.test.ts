@@ -10,7 +10,17 @@ import { QUEUES, redisConnection } from '@evop/queue';
 import { Queue } from 'bullmq';
 import * as ort from 'onnxruntime-node';
 import { ServiceClient } from './service-client.ts';
-import { data, evopPrune, type Service, SMALL_SPEC, startService, uploadDeep16 } from './service-fixture.ts';
+import {
+  data,
+  evopPrune,
+  finishedReport,
+  runEvopPrune,
+  type Service,
+  SMALL_SPEC,
+  startService,
+  uploadDeep16,
+  uploadModel,
+} from './service-fixture.ts';
 
 const fusedExport = resolveDataFile('onnx-ort-tiny-random-gpt2-fused/past.onnx');
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -170,6 +180,54 @@ test('a job runs queued → running → succeeded on two workers and equals `evo
     workers.every((w) => (w.tasks.fitness ?? 0) > 0),
     'both workers evaluated masks',
   );
+});
+
+test('a Hugging Face export (Phi: parallel attention + MLP, KV cache) prunes through the service as `evop prune` does', async () => {
+  const zoo = (file: string) => resolveDataFile(`hf-zoo/${file}`);
+  // tokenizer_config.json beside tokenizer.json says BOS is added, as `evop prune` reads it from the folder.
+  const tokenizer = [zoo('tokenizer.json'), zoo('tokenizer_config.json')];
+  const phi = await uploadModel(api, 'phi', zoo('phi/model.ts-past.onnx'), tokenizer);
+  const model = (await api.request('GET', `/v1/models/${phi}`)).json as { units: { sublayer: string[] } };
+  assert.equal(model.units.sublayer.length, 12, 'attention and MLP of each parallel layer are units');
+  const phiSpec = { ...SMALL_SPEC, target: { units: 3 }, seed: 5 };
+  const submitted = await api.request('POST', '/v1/jobs', { modelId: phi, datasetId, spec: phiSpec });
+  assert.equal(submitted.status, 202, JSON.stringify(submitted.json));
+  const report = await finishedReport(api, submitted.json.id as string);
+  const local = await runEvopPrune(
+    [
+      ...[
+        '--model',
+        zoo('phi/model.ts-past.onnx'),
+        '--tokenizer',
+        zoo('tokenizer.json'),
+        '--data',
+        data.stories,
+      ],
+      ...[
+        '--remove',
+        '3',
+        '--granularity',
+        'sublayer',
+        '--budget',
+        '60',
+        '--calibration',
+        '8',
+        '--held-out',
+        '8',
+      ],
+      ...['--seq-len', '64', '--seed', '5'],
+    ],
+    join(dir, 'local-phi'),
+  );
+  assert.equal(report.result.mask, local.result.mask);
+  assert.deepEqual(report.searches[0]!.history, local.searches[0]!.history);
+  assert.deepEqual(
+    report.table.map((r) => r.perplexity),
+    local.table.map((r) => r.perplexity),
+  );
+  assert.equal(report.protocol.bos, true);
+  assert.deepEqual(report.failed, []);
+  assert.ok(report.latency?.pruned.decode, 'decode timed through the KV cache');
 });
 
 test('a second identical job is served from the fitness cache', async () => {

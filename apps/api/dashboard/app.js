@@ -213,6 +213,7 @@ function resultTable(job) {
   return html`<h2>Result</h2>
     <table id="result"><tr><th>method</th><th>held-out ppl</th><th>params</th><th>evaluations</th>
       <th>speedup prefill / decode</th><th>mask</th></tr>${raw(rows.join(''))}</table>
+    ${raw((job.result.failed ?? []).map((f) => html`<div class="error-box">Stage ${f.stage} failed: ${f.error}</div>`).join(''))}
     <p>Pruned: ${job.result.pruned.join(', ')}.
       <button type="button" data-download="model">Download model.onnx</button>
       <button type="button" data-download="report">Download report.html</button></p>`;

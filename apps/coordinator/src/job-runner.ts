@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from '@evop/config';
 import type { StrategyName } from '@evop/core';
-import { type ArtifactClient, loadTokenizer, readCorpus } from '@evop/data';
+import { type ArtifactClient, loadTokenizer, readCorpus, tokenizerFiles } from '@evop/data';
 import { type Database, PostgresCheckpoints, PostgresFitnessCache } from '@evop/db';
 import type { DecoderLayout } from '@evop/onnx';
 import {
@@ -77,8 +77,8 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
   await status('calibration', 0);
   const tokenizer = loadTokenizer(
     await artifacts.linked(
-      [{ name: model.tokenizerName, sha256: model.tokenizerSha256 }],
-      join(deps.workDir, 'tokenizers', model.tokenizerSha256),
+      tokenizerFiles(model.tokenizerName, model.tokenizerSha256, model.tokenizerConfigSha256),
+      join(deps.workDir, 'tokenizers', `${model.tokenizerSha256}-${model.tokenizerConfigSha256 ?? 'none'}`),
     ),
   );
   const corpus = await artifacts.linked(
@@ -190,6 +190,7 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
       modelSha256: model.manifestSha256,
       tokenizerSha256: model.tokenizerSha256,
       tokenizerName: model.tokenizerName,
+      ...(model.tokenizerConfigSha256 ? { tokenizerConfigSha256: model.tokenizerConfigSha256 } : {}),
       spec,
       heldOutSha256: calibrationRow.heldOutSha256,
       heldOutClustersSha256: calibrationRow.heldOutClustersSha256,

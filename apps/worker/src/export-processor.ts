@@ -28,7 +28,11 @@ export function exportProcessor(
         pool,
         model,
         layout,
-        tokenizer: await models.tokenizer(task.tokenizerSha256, task.tokenizerName),
+        tokenizer: await models.tokenizer(
+          task.tokenizerName,
+          task.tokenizerSha256,
+          task.tokenizerConfigSha256,
+        ),
         spec: task.spec,
         units,
         space,

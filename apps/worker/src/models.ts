@@ -1,5 +1,12 @@
 import { join } from 'node:path';
-import { type ArtifactClient, linkFiles, loadTokenizer, parseManifest, type Tokenizer } from '@evop/data';
+import {
+  type ArtifactClient,
+  linkFiles,
+  loadTokenizer,
+  parseManifest,
+  type Tokenizer,
+  tokenizerFiles,
+} from '@evop/data';
 import {
   type DecoderLayout,
   discoverLayers,
@@ -57,11 +64,14 @@ export class Models {
     });
   }
 
-  /** A tokenizer artifact, under its file name (the name says its format). */
-  async tokenizer(sha256: string, name: string): Promise<Tokenizer> {
-    const file = await this.client.path(sha256);
+  /** A tokenizer artifact, under its file name (the name says its format), with its config when it has one. */
+  async tokenizer(name: string, sha256: string, configSha256?: string): Promise<Tokenizer> {
+    const files = tokenizerFiles(name, sha256, configSha256);
     return loadTokenizer(
-      linkFiles([{ name, sha256 }], () => file, join(this.cacheDir, 'tokenizers', sha256)),
+      await this.client.linked(
+        files,
+        join(this.cacheDir, 'tokenizers', `${sha256}-${configSha256 ?? 'none'}`),
+      ),
     );
   }
 }

@@ -3,7 +3,7 @@ export { ArtifactError, ArtifactStore, ArtifactTooLargeError } from './artifact-
 export { CorpusError, readCorpus } from './corpus.ts';
 export { HfTokenizer } from './hf-tokenizer.ts';
 export { Llama2cTokenizer } from './llama2c-tokenizer.ts';
-export { loadTokenizer } from './load-tokenizer.ts';
+export { loadTokenizer, TOKENIZER_CONFIG, tokenizerFiles } from './load-tokenizer.ts';
 export {
   linkFiles,
   type ModelFile,

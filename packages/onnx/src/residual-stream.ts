@@ -89,7 +89,7 @@ export function followResidualStream(
     [last, logits],
   ] as const) {
     const reach = flow.descendants(from);
-    const mixing = [...segmentNodes(flow, from, to)].find((n) => mixesPositions(n, reach));
+    const mixing = [...segmentNodes(flow, from, to)].find((n) => mixesPositions(flow, n, reach));
     if (mixing)
       throw new ModelError(
         'unknown-pattern',
@@ -133,7 +133,7 @@ function residualSum(flow: ValueFlow, from: string, to: string): ResidualSum | u
     return nodes;
   };
   const weighted = (nodes: Set<NodeProto>) =>
-    new Set([...nodes].filter((n) => MATMULS.has(n.opType) && readsConstantSide(n, reach)));
+    new Set([...nodes].filter((n) => MATMULS.has(n.opType) && readsConstantSide(flow, n, reach)));
   const operands = (node: NodeProto) => node.input.filter((name) => name !== '');
   if (!operands(root).every((x) => reach.has(x))) return undefined;
 
@@ -163,25 +163,52 @@ function residualSum(flow: ValueFlow, from: string, to: string): ResidualSum | u
       name,
       cone: nodes,
       weights: [...weighted(nodes)],
-      kind: [...nodes].some((n) => mixesPositions(n, reach)) ? 'attn' : 'mlp',
+      kind: [...nodes].some((n) => mixesPositions(flow, n, reach)) ? 'attn' : 'mlp',
     })),
   };
 }
 
-/** A matrix product of the stream with something not computed from it: a weight. */
-function readsConstantSide(node: NodeProto, reach: Set<string>): boolean {
+/** Ops that move or pick values without computing new ones: a weight passed through them is still a weight. */
+const MOVES = new Set([
+  'Identity',
+  'Cast',
+  'Reshape',
+  'Flatten',
+  'Squeeze',
+  'Unsqueeze',
+  'Transpose',
+  'Expand',
+  'Slice',
+  'Gather',
+  'GatherElements',
+  'GatherND',
+]);
+
+/**
+ * A weight: not computed from the stream, or weights picked by indices that are (an MoE layer's experts,
+ * gathered per token by its router).
+ */
+function isWeight(flow: ValueFlow, name: string, reach: Set<string>): boolean {
+  if (!reach.has(name)) return true;
+  const node = flow.index.producer.get(name);
+  return node !== undefined && MOVES.has(node.opType) && isWeight(flow, node.input[0]!, reach);
+}
+
+/** A matrix product of the stream with a weight. */
+function readsConstantSide(flow: ValueFlow, node: NodeProto, reach: Set<string>): boolean {
   const inputs = node.input.slice(0, 2).filter((x) => x !== '');
-  return inputs.some((x) => reach.has(x)) && inputs.some((x) => !reach.has(x));
+  const weights = inputs.filter((x) => isWeight(flow, x, reach));
+  return weights.length > 0 && weights.length < inputs.length;
 }
 
 /**
  * Attention, recognised by what it does rather than by a Softmax node alone: a product of two tensors both
  * computed from the stream (queries × keys, weights × values), or ONNX's attention operator.
  */
-function mixesPositions(node: NodeProto, reach: Set<string>): boolean {
+function mixesPositions(flow: ValueFlow, node: NodeProto, reach: Set<string>): boolean {
   if (ATTENTION_OPS.has(node.opType)) return true;
   if (node.opType !== 'MatMul' && node.opType !== 'Einsum') return false;
-  return node.input.filter((x) => x !== '' && reach.has(x)).length >= 2;
+  return node.input.filter((x) => x !== '' && !isWeight(flow, x, reach)).length >= 2;
 }
 
 /**

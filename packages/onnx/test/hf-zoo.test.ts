@@ -64,6 +64,15 @@ function measure(family: string, path: string) {
         const granularity = granularityOf(layout, mask);
         assert.equal(unitsOf(layout, granularity).length, mask.length, `${path}: units of ${name}`);
         const pruned = pruneModel(proto, layout, mask, { granularity, sourceSha256: 'test' });
+        // The pruned file is a model evop understands again: the units it kept, of the kinds they were.
+        const kept = unitsOf(layout, 'sublayer').filter(
+          (u, i) => (granularity === 'layer' ? mask[u.layer] : mask[i]) === '1',
+        );
+        assert.deepEqual(
+          unitsOf(discoverLayers(pruned), 'sublayer').map((u) => u.kind),
+          kept.map((u) => u.kind),
+          `${path} pruned by ${name}`,
+        );
         const ours = await referenceBatchLogits(await session(pruned), layout, reference);
         diffs.push({ name, diff: worstDiff(ours, logits, reference.attentionMask) });
       }
@@ -79,6 +88,11 @@ test('every family and export, pruned by evop, gives the logits transformers giv
   for (const family of zooFamilies()) {
     for (const { kind, path } of zooExports(family)) {
       const { layout } = load(path);
+      assert.deepEqual(
+        unitsOf(layout, 'sublayer').map((u) => u.id),
+        Array.from({ length: layout.layers }, (_, l) => [`attn${l}`, `mlp${l}`]).flat(),
+        `${family} ${kind}: an attention and an MLP unit per layer`,
+      );
       const diffs = await measure(family, path);
       for (const { name, diff } of diffs)
         assert.ok(diff <= tolerance(layout), `${family} ${kind} ${name}: max |Δlogit| ${diff}`);

@@ -118,9 +118,10 @@ export async function decodedLogits(
     const feeds: Record<string, ort.Tensor> = {
       ...past,
       [layout.inputIds]: int64(inputIds.map((row) => [row[t]!])),
-      [layout.attentionMask!]: int64(attentionMask.map((row) => row.slice(0, t + 1))),
-      [layout.positionIds!]: int64(inputIds.map(() => [t])),
     };
+    if (layout.attentionMask)
+      feeds[layout.attentionMask] = int64(attentionMask.map((row) => row.slice(0, t + 1)));
+    if (layout.positionIds) feeds[layout.positionIds] = int64(inputIds.map(() => [t]));
     const out = await sess.run(feeds);
     const logits = asFloat32(out[layout.logits]!);
     vocab = logits.length / B;

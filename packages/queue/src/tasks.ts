@@ -51,6 +51,8 @@ export const exportTask = z.object({
   modelSha256: sha256,
   tokenizerSha256: sha256,
   tokenizerName: z.string().min(1),
+  /** The tokenizer_config.json uploaded beside a tokenizer.json, when there was one. */
+  tokenizerConfigSha256: sha256.optional(),
   spec: searchSpecSchema,
   heldOutSha256: sha256,
   heldOutClustersSha256: sha256,

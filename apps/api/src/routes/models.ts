@@ -1,5 +1,11 @@
-import { loadTokenizer, type ModelManifest, serializeManifest } from '@evop/data';
-import { discoverLayers, ModelError, readModel, unitsOf } from '@evop/onnx';
+import {
+  loadTokenizer,
+  type ModelManifest,
+  serializeManifest,
+  TOKENIZER_CONFIG,
+  tokenizerFiles,
+} from '@evop/data';
+import { discoverLayers, ModelError, readModel, type Unit, unitsOf } from '@evop/onnx';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { recordArtifact } from '../artifact-records.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -18,7 +24,8 @@ export const modelRoutes =
           summary: 'Upload a model',
           description:
             'multipart/form-data: `name`, `model` (the .onnx file), `data` (its external-data files, by the names ' +
-            'the .onnx file refers to; repeat for several) and `tokenizer` (tokenizer.json or a llama2.c .bin). ' +
+            'the .onnx file refers to; repeat for several) and `tokenizer` (tokenizer.json or a llama2.c .bin; give ' +
+            '`tokenizer` twice to add the tokenizer_config.json that says whether BOS is added, as transformers does). ' +
             'Layer discovery runs on upload; a graph that is not a decoder-only transformer is refused (422).',
           consumes: ['multipart/form-data'],
           tags: ['models'],
@@ -37,7 +44,13 @@ export const modelRoutes =
         const onnx = files.filter((f) => f.field === 'model');
         const tokenizer = files.filter((f) => f.field === 'tokenizer');
         if (onnx.length !== 1) throw invalid('model', 'exactly one .onnx file is required');
-        if (tokenizer.length !== 1) throw invalid('tokenizer', 'exactly one tokenizer file is required');
+        const config = tokenizer.find((f) => f.filename === TOKENIZER_CONFIG);
+        const tokenizerFile = tokenizer.find((f) => f !== config);
+        if (!tokenizerFile || tokenizer.length > (config ? 2 : 1))
+          throw invalid(
+            'tokenizer',
+            `one tokenizer file is required, and at most a ${TOKENIZER_CONFIG} beside it`,
+          );
         const manifest: ModelManifest = {
           files: [onnx[0]!, ...files.filter((f) => f.field === 'data')].map((f) => ({
             name: f.filename,
@@ -63,7 +76,7 @@ export const modelRoutes =
             throw invalid('model', `not a decoder-only transformer (${(err as Error).message})`);
           }
           const tokenizerPath = stage(
-            [{ name: tokenizer[0]!.filename, sha256: tokenizer[0]!.sha256 }],
+            tokenizerFiles(tokenizerFile.filename, tokenizerFile.sha256, config?.sha256),
             'tokenizer',
           );
           try {
@@ -82,8 +95,9 @@ export const modelRoutes =
               manifestSha256,
               files: manifest.files as never,
               bytes: BigInt(manifest.files.reduce((n, f) => n + f.bytes, 0)),
-              tokenizerSha256: tokenizer[0]!.sha256,
-              tokenizerName: tokenizer[0]!.filename,
+              tokenizerSha256: tokenizerFile.sha256,
+              tokenizerName: tokenizerFile.filename,
+              tokenizerConfigSha256: config?.sha256 ?? null,
               layout: layout as never,
             },
           });
@@ -115,11 +129,12 @@ export const modelRoutes =
         });
         if (!row) throw notFound('model', request.params.id);
         const layout = row.layout as never;
+        const view = (u: Unit) => ({ id: u.id, params: u.params, ...(u.module ? { module: u.module } : {}) });
         return {
           ...modelView(row),
           units: {
-            layer: unitsOf(layout, 'layer').map((u) => ({ id: u.id, params: u.params })),
-            sublayer: unitsOf(layout, 'sublayer').map((u) => ({ id: u.id, params: u.params })),
+            layer: unitsOf(layout, 'layer').map(view),
+            sublayer: unitsOf(layout, 'sublayer').map(view),
           },
         };
       },
