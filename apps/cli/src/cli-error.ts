@@ -3,7 +3,7 @@ import { SearchOptionError } from '@evop/core';
 import { CorpusError, TaskFileError, TokenizerFileError } from '@evop/data';
 import { MaskError, ModelError } from '@evop/onnx';
 import { PipelineError } from '@evop/pipeline';
-import { ProviderUnavailableError } from '@evop/runtime';
+import { ProviderUnavailableError, UnsupportedInputError } from '@evop/runtime';
 
 /** A command line evop cannot act on: printed as one line, exit code 2. */
 export class CliError extends Error {
@@ -22,6 +22,7 @@ const USER_ERRORS = [
   MaskError,
   ModelError,
   ProviderUnavailableError,
+  UnsupportedInputError,
 ];
 
 /** Whether an error is the user's input being wrong (exit 2), rather than evop failing (exit 1). */
