@@ -88,7 +88,7 @@ export function followResidualStream(
     [embedding, first],
     [last, logits],
   ] as const) {
-    const reach = flow.descendants(from);
+    const reach = { from, tensors: flow.descendants(from) };
     const mixing = [...segmentNodes(flow, from, to)].find((n) => mixesPositions(flow, n, reach));
     if (mixing)
       throw new ModelError(
@@ -123,10 +123,10 @@ function segmentNodes(flow: ValueFlow, from: string, to: string): Set<NodeProto>
 function residualSum(flow: ValueFlow, from: string, to: string): ResidualSum | undefined {
   const root = flow.index.producer.get(to);
   if (!root || root.opType !== 'Add') return undefined;
-  const reach = flow.descendants(from);
+  const reach = { from, tensors: flow.descendants(from) };
   const cone = (name: string) => {
     const nodes = new Set<NodeProto>();
-    for (const t of flow.ancestors(name, reach)) {
+    for (const t of flow.ancestors(name, reach.tensors)) {
       const node = t === from ? undefined : flow.index.producer.get(t);
       if (node) nodes.add(node);
     }
@@ -135,13 +135,13 @@ function residualSum(flow: ValueFlow, from: string, to: string): ResidualSum | u
   const weighted = (nodes: Set<NodeProto>) =>
     new Set([...nodes].filter((n) => MATMULS.has(n.opType) && readsConstantSide(flow, n, reach)));
   const operands = (node: NodeProto) => node.input.filter((name) => name !== '');
-  if (!operands(root).every((x) => reach.has(x))) return undefined;
+  if (!operands(root).every((x) => reach.tensors.has(x))) return undefined;
 
   // Flatten the Add tree: an Add of two independent weighted parts (no weight in common) is a sum of terms.
   const leaves: string[] = [];
   const flatten = (name: string) => {
     const node = flow.index.producer.get(name);
-    if (name !== from && node?.opType === 'Add' && operands(node).every((x) => reach.has(x))) {
+    if (name !== from && node?.opType === 'Add' && operands(node).every((x) => reach.tensors.has(x))) {
       const [a, b] = operands(node).map((x) => weighted(cone(x)));
       if (a && b && ![...a].some((n) => b.has(n))) {
         for (const x of operands(node)) flatten(x);
@@ -168,6 +168,12 @@ function residualSum(flow: ValueFlow, from: string, to: string): ResidualSum | u
   };
 }
 
+/** A stream tensor and everything computed from it. */
+interface Reach {
+  from: string;
+  tensors: Set<string>;
+}
+
 /** Ops that move or pick values without computing new ones: a weight passed through them is still a weight. */
 const MOVES = new Set([
   'Identity',
@@ -188,14 +194,15 @@ const MOVES = new Set([
  * A weight: not computed from the stream, or weights picked by indices that are (an MoE layer's experts,
  * gathered per token by its router).
  */
-function isWeight(flow: ValueFlow, name: string, reach: Set<string>): boolean {
-  if (!reach.has(name)) return true;
+function isWeight(flow: ValueFlow, name: string, reach: Reach): boolean {
+  if (!reach.tensors.has(name)) return true;
+  if (name === reach.from) return false;
   const node = flow.index.producer.get(name);
   return node !== undefined && MOVES.has(node.opType) && isWeight(flow, node.input[0]!, reach);
 }
 
 /** A matrix product of the stream with a weight. */
-function readsConstantSide(flow: ValueFlow, node: NodeProto, reach: Set<string>): boolean {
+function readsConstantSide(flow: ValueFlow, node: NodeProto, reach: Reach): boolean {
   const inputs = node.input.slice(0, 2).filter((x) => x !== '');
   const weights = inputs.filter((x) => isWeight(flow, x, reach));
   return weights.length > 0 && weights.length < inputs.length;
@@ -205,7 +212,7 @@ function readsConstantSide(flow: ValueFlow, node: NodeProto, reach: Set<string>)
  * Attention, recognised by what it does rather than by a Softmax node alone: a product of two tensors both
  * computed from the stream (queries × keys, weights × values), or ONNX's attention operator.
  */
-function mixesPositions(flow: ValueFlow, node: NodeProto, reach: Set<string>): boolean {
+function mixesPositions(flow: ValueFlow, node: NodeProto, reach: Reach): boolean {
   if (ATTENTION_OPS.has(node.opType)) return true;
   if (node.opType !== 'MatMul' && node.opType !== 'Einsum') return false;
   return node.input.filter((x) => x !== '' && !isWeight(flow, x, reach)).length >= 2;
