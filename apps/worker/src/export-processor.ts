@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ArtifactClient, type ModelFile, serializeManifest } from '@evop/data';
 import { finalize, planSearch } from '@evop/pipeline';
@@ -45,15 +45,10 @@ export function exportProcessor(
         cacheDir: join(cacheDir, 'graphs'),
         signal: new AbortController().signal,
       });
-      // model.onnx first, then whatever external data the writer put beside it.
+      // model.onnx first, then whatever external data the writer put beside it; streamed, never read whole.
       const names = ['model.onnx', ...readdirSync(outDir).filter((n) => n !== 'model.onnx')];
       const files: ModelFile[] = [];
-      for (const name of names)
-        files.push({
-          name,
-          sha256: await client.upload(readFileSync(join(outDir, name))),
-          bytes: statSync(join(outDir, name)).size,
-        });
+      for (const name of names) files.push({ name, ...(await client.uploadFile(join(outDir, name))) });
       const { path: _path, ...result } = finalized;
       return { ...result, modelManifestSha256: await client.upload(serializeManifest({ files })) };
     } finally {

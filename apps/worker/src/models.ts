@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import {
   type ArtifactClient,
-  linkFiles,
   loadTokenizer,
   parseManifest,
   type Tokenizer,
@@ -39,14 +38,10 @@ export class Models {
   model(manifestSha256: string): Promise<{ model: LoadedModel; layout: DecoderLayout }> {
     return this.models.get(manifestSha256, async () => {
       const manifest = parseManifest(await this.client.read(manifestSha256));
-      const paths = new Map<string, string>();
-      for (const file of manifest.files) paths.set(file.sha256, await this.client.path(file.sha256));
-      const path = linkFiles(
-        manifest.files,
-        (sha) => paths.get(sha)!,
-        join(this.cacheDir, 'models', manifestSha256),
-      );
-      const model = readModel(path);
+      const path = await this.client.linked(manifest.files, join(this.cacheDir, 'models', manifestSha256));
+      const model = readModel(path, {
+        fileSha256: Object.fromEntries(manifest.files.map((f) => [f.name, f.sha256])),
+      });
       return { model, layout: discoverLayers(model.proto) };
     });
   }

@@ -11,6 +11,7 @@ const schema = z.object({
   EVOP_INTRA_OP_THREADS: positiveInt.optional(),
   EVOP_GRAPH_OPTIMIZATION: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
   EVOP_MAX_BATCH_TOKENS: positiveInt.default(4096),
+  EVOP_PREPACK: z.enum(['0', '1']).default('0'),
 });
 
 /** How inference runs; documented in .env.example. */
@@ -25,6 +26,11 @@ export interface RuntimeConfig {
   graphOptimization: 'disabled' | 'basic' | 'extended' | 'all';
   /** Upper bound on rows × sequence length in one onnxruntime run. */
   maxBatchTokens: number;
+  /**
+   * onnxruntime's prepacked MatMul weights: about 6 % faster on CPU, but each session then holds its own packed
+   * copy of the weights; off (default), every session of a model shares one memory-mapped copy.
+   */
+  prepack: boolean;
 }
 
 export function runtimeConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
@@ -38,5 +44,6 @@ export function runtimeConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConf
     intraOpThreads: v.EVOP_INTRA_OP_THREADS ?? Math.max(1, Math.floor(cores / evalThreads)),
     graphOptimization: v.EVOP_GRAPH_OPTIMIZATION,
     maxBatchTokens: v.EVOP_MAX_BATCH_TOKENS,
+    prepack: v.EVOP_PREPACK === '1',
   };
 }

@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { ArtifactError, type ArtifactStore } from './artifact-store.ts';
 import { linkFiles, type ModelFile } from './model-manifest.ts';
@@ -34,7 +35,7 @@ export class ArtifactClient {
   /** A verified local path to the artifact. */
   async path(sha256: string): Promise<string> {
     try {
-      return this.store.verifiedPath(sha256);
+      return await this.store.verifiedPath(sha256);
     } catch (err) {
       if (!(err instanceof ArtifactError)) throw err;
     }
@@ -43,7 +44,7 @@ export class ArtifactClient {
     if (!response.ok || !response.body)
       throw new Error(`fetching artifact ${sha256}: HTTP ${response.status} ${await response.text()}`);
     await this.store.putStream(Readable.fromWeb(response.body as never), { expectedSha256: sha256 });
-    return this.store.verifiedPath(sha256);
+    return this.store.storedPath(sha256);
   }
 
   /**
@@ -64,13 +65,25 @@ export class ArtifactClient {
   /** Stores bytes locally and on the API; returns their sha256. */
   async upload(bytes: Uint8Array): Promise<string> {
     const sha256 = this.store.put(bytes);
+    await this.send(sha256);
+    return sha256;
+  }
+
+  /** Stores a file (of any size, streamed, never read whole) locally and on the API; returns its sha256. */
+  async uploadFile(path: string): Promise<{ sha256: string; bytes: number }> {
+    const stored = await this.store.putFile(path);
+    await this.send(stored.sha256);
+    return stored;
+  }
+
+  private async send(sha256: string): Promise<void> {
     const response = await fetch(this.url(sha256), {
       method: 'PUT',
       headers: { ...this.headers, 'content-type': 'application/octet-stream' },
-      body: bytes,
-    });
+      body: Readable.toWeb(createReadStream(this.store.storedPath(sha256))) as never,
+      duplex: 'half',
+    } as RequestInit);
     if (!response.ok)
       throw new Error(`uploading artifact ${sha256}: HTTP ${response.status} ${await response.text()}`);
-    return sha256;
   }
 }

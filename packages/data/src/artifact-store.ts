@@ -1,11 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  copyFileSync,
+  createReadStream,
   createWriteStream,
   existsSync,
+  linkSync,
   mkdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -35,8 +39,23 @@ export class ArtifactTooLargeError extends Error {
   }
 }
 
-/** Content-addressed files under one folder (`<dir>/<sha[0..2]>/<sha>`), written atomically, checked on read. */
+/** What a file was when its bytes were last found to match its name. */
+interface Verified {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+/**
+ * Content-addressed files under one folder (`<dir>/<sha[0..2]>/<sha>`), written atomically, checked on read.
+ * Files of any size are hashed as streams, never read whole; a file is hashed again only when it changed since
+ * it was last found intact (size, modification time, inode), so a worker does not re-read 13 GB of weights per
+ * task, yet a copy damaged on disk is still caught and removed.
+ */
 export class ArtifactStore {
+  private readonly verified = new Map<string, Verified>();
+  private readonly verifying = new Map<string, Promise<string>>();
+
   constructor(readonly dir: string) {}
 
   private file(sha256: string): string {
@@ -44,6 +63,23 @@ export class ArtifactStore {
     return join(this.dir, sha256.slice(0, 2), sha256);
   }
 
+  private remember(sha256: string): void {
+    const { size, mtimeMs, ino } = statSync(this.file(sha256));
+    this.verified.set(sha256, { size, mtimeMs, ino });
+  }
+
+  private unchanged(sha256: string): boolean {
+    const known = this.verified.get(sha256);
+    if (!known) return false;
+    try {
+      const { size, mtimeMs, ino } = statSync(this.file(sha256));
+      return size === known.size && mtimeMs === known.mtimeMs && ino === known.ino;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Small artifacts (manifests, windows, reports); large files go through `putStream` or `putFile`. */
   put(bytes: Uint8Array): string {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const file = this.file(sha256);
@@ -52,6 +88,7 @@ export class ArtifactStore {
       writeFileSync(`${file}.tmp-${process.pid}`, bytes);
       renameSync(`${file}.tmp-${process.pid}`, file);
     }
+    this.remember(sha256);
     return sha256;
   }
 
@@ -84,32 +121,63 @@ export class ArtifactStore {
       const file = this.file(sha256);
       mkdirSync(join(this.dir, sha256.slice(0, 2)), { recursive: true });
       renameSync(temp, file);
+      this.remember(sha256);
       return { sha256, bytes };
     } finally {
       rmSync(temp, { force: true });
     }
   }
 
+  /** Stores a file of this machine: hashed as a stream, then hard-linked into the store (copied across devices). */
+  async putFile(path: string): Promise<{ sha256: string; bytes: number }> {
+    const { sha256, bytes } = await hashFile(path);
+    const file = this.file(sha256);
+    if (!this.has(sha256)) {
+      mkdirSync(join(this.dir, sha256.slice(0, 2)), { recursive: true });
+      linkOrCopy(path, file);
+    }
+    this.remember(sha256);
+    return { sha256, bytes };
+  }
+
   has(sha256: string): boolean {
     return existsSync(this.file(sha256));
   }
 
-  /** The artifact's bytes, verified against its name. */
+  /** The artifact's bytes, verified against its name; for small artifacts (manifests, windows, reports). */
   read(sha256: string): Buffer {
     const file = this.file(sha256);
     if (!existsSync(file)) throw new ArtifactError(sha256, 'missing');
     const bytes = readFileSync(file);
     if (createHash('sha256').update(bytes).digest('hex') !== sha256) {
-      rmSync(file, { force: true });
+      this.drop(sha256);
       throw new ArtifactError(sha256, 'corrupt');
     }
+    this.remember(sha256);
     return bytes;
   }
 
-  /** A path to the artifact's verified file, for readers that want a path (onnxruntime). */
-  verifiedPath(sha256: string): string {
-    this.read(sha256);
-    return this.file(sha256);
+  /**
+   * A path to the artifact's file, its bytes checked against its name (as a stream, and only when the file
+   * changed since they last were). A corrupt file is removed and ArtifactError thrown.
+   */
+  verifiedPath(sha256: string): Promise<string> {
+    const file = this.file(sha256);
+    if (this.unchanged(sha256)) return Promise.resolve(file);
+    let running = this.verifying.get(sha256);
+    if (!running) {
+      running = (async () => {
+        if (!existsSync(file)) throw new ArtifactError(sha256, 'missing');
+        if ((await hashFile(file)).sha256 !== sha256) {
+          this.drop(sha256);
+          throw new ArtifactError(sha256, 'corrupt');
+        }
+        this.remember(sha256);
+        return file;
+      })().finally(() => this.verifying.delete(sha256));
+      this.verifying.set(sha256, running);
+    }
+    return running;
   }
 
   /**
@@ -121,4 +189,35 @@ export class ArtifactStore {
     if (!existsSync(file)) throw new ArtifactError(sha256, 'missing');
     return file;
   }
+
+  private drop(sha256: string): void {
+    rmSync(this.file(sha256), { force: true });
+    this.verified.delete(sha256);
+  }
+}
+
+/** The sha256 and size of a file, read as a stream. */
+export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+/**
+ * `target` as a hard link to `source` (no bytes written; onnxruntime sees a plain file, where it refuses a
+ * symlink whose target lies outside the model's folder), or a copy where the two are on different devices.
+ */
+export function linkOrCopy(source: string, target: string): void {
+  const temp = `${target}.link-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    linkSync(source, temp);
+  } catch (err) {
+    if (!['EXDEV', 'EPERM', 'EMLINK'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    copyFileSync(source, temp);
+  }
+  renameSync(temp, target);
 }

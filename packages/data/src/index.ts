@@ -1,5 +1,11 @@
 export { ArtifactClient, type ArtifactClientOptions } from './artifact-client.ts';
-export { ArtifactError, ArtifactStore, ArtifactTooLargeError } from './artifact-store.ts';
+export {
+  ArtifactError,
+  ArtifactStore,
+  ArtifactTooLargeError,
+  hashFile,
+  linkOrCopy,
+} from './artifact-store.ts';
 export { CorpusError, readCorpus } from './corpus.ts';
 export { HfTokenizer } from './hf-tokenizer.ts';
 export { Llama2cTokenizer } from './llama2c-tokenizer.ts';

@@ -1,5 +1,6 @@
-import { mkdirSync, renameSync, symlinkSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { linkOrCopy } from './artifact-store.ts';
 
 /** One file of a model as stored: its name beside the .onnx file (external data is found by name). */
 export interface ModelFile {
@@ -32,8 +33,9 @@ export function parseManifest(bytes: Uint8Array): ModelManifest {
 export const serializeManifest = (manifest: ModelManifest) => Buffer.from(JSON.stringify(manifest));
 
 /**
- * Artifacts under `dir` by their file names, as links, so that onnxruntime finds a model's external data beside
- * its .onnx file and a tokenizer's name says its format. Returns the first file's path.
+ * Artifacts under `dir` by their file names, as hard links (see `linkOrCopy`), so that onnxruntime finds a
+ * model's external data beside its .onnx file and a tokenizer's name says its format. Returns the first file's
+ * path.
  */
 export function linkFiles(
   files: readonly Pick<ModelFile, 'name' | 'sha256'>[],
@@ -41,11 +43,6 @@ export function linkFiles(
   dir: string,
 ): string {
   mkdirSync(dir, { recursive: true });
-  for (const file of files) {
-    const target = join(dir, file.name);
-    const temp = `${target}.link-${process.pid}`;
-    symlinkSync(pathOf(file.sha256), temp);
-    renameSync(temp, target);
-  }
+  for (const file of files) linkOrCopy(pathOf(file.sha256), join(dir, file.name));
   return join(dir, files[0]!.name);
 }

@@ -1,18 +1,29 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  lstatSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ArtifactError, ArtifactStore } from '../src/index.ts';
+import { ArtifactError, ArtifactStore, linkFiles } from '../src/index.ts';
 
-test('artifacts are named by their sha256, stored once, and a corrupted copy is refused and removed', () => {
+test('artifacts are named by their sha256, stored once, and a corrupted copy is refused and removed', async () => {
   const store = new ArtifactStore(mkdtempSync(join(tmpdir(), 'evop-artifacts-')));
   const sha = store.put(Buffer.from('token windows'));
   assert.equal(sha, createHash('sha256').update('token windows').digest('hex'));
   assert.equal(store.put(Buffer.from('token windows')), sha, 'the same content is the same artifact');
   assert.equal(store.read(sha).toString(), 'token windows');
-  writeFileSync(store.verifiedPath(sha), 'tampered');
+  writeFileSync(await store.verifiedPath(sha), 'tampered');
   assert.throws(
     () => store.read(sha),
     (e: unknown) => e instanceof ArtifactError && e.reason === 'corrupt',
@@ -24,4 +35,33 @@ test('artifacts are named by their sha256, stored once, and a corrupted copy is 
   );
   assert.throws(() => store.read('../../etc/passwd'), RangeError);
   assert.deepEqual(readdirSync(join(store.dir, sha.slice(0, 2))), []);
+});
+
+test('files over 2 GiB are stored, verified and linked as streams; a changed file is hashed again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'evop-artifacts-'));
+  const store = new ArtifactStore(join(dir, 'store'));
+  // Sparse: 2.1 GiB that take no disk, with a few real bytes at the end (Node cannot read such a file whole).
+  const big = join(dir, 'model.onnx.data');
+  const fd = openSync(big, 'w');
+  writeSync(fd, Buffer.from('weights'), 0, 7, Math.floor(2.1 * 2 ** 30));
+  closeSync(fd);
+  const { sha256, bytes } = await store.putFile(big);
+  assert.equal(bytes, Math.floor(2.1 * 2 ** 30) + 7);
+  assert.equal(statSync(store.storedPath(sha256)).ino, statSync(big).ino, 'hard-linked, not copied');
+  assert.equal(await store.verifiedPath(sha256), store.storedPath(sha256));
+  const linked = linkFiles(
+    [{ name: 'model.onnx.data', sha256 }],
+    (s) => store.storedPath(s),
+    join(dir, 'model'),
+  );
+  assert.ok(!lstatSync(linked).isSymbolicLink(), 'onnxruntime refuses symlinks that leave the model folder');
+
+  // Appending changes size and time: the next use hashes the file again, finds it corrupt and removes it.
+  appendFileSync(big, 'x');
+  await assert.rejects(
+    store.verifiedPath(sha256),
+    (e: unknown) => e instanceof ArtifactError && e.reason === 'corrupt',
+  );
+  assert.equal(store.has(sha256), false);
+  rmSync(dir, { recursive: true, force: true });
 });

@@ -19,7 +19,16 @@ export {
   type ModelFingerprint,
   maskFileOf,
 } from './mask-file.ts';
-export { type LoadedModel, readModel, sampleTensor, type WriteOptions, writeModel } from './model-file.ts';
+export {
+  derivableIn,
+  type LoadedModel,
+  modelSha256,
+  type ReadOptions,
+  readModel,
+  sampleTensor,
+  type WriteOptions,
+  writeModel,
+} from './model-file.ts';
 export { DataType, decodeModel, encodeModel, type ModelProto } from './proto.ts';
 export { type PruneOptions, pruneModel } from './prune.ts';
 export { ORIGINAL_LOGITS_OUTPUT, selfCheckGraph } from './self-check-graph.ts';

@@ -1,6 +1,18 @@
-import { createHash, type Hash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
+import { linkOrCopy } from '@evop/data';
 import { ModelError } from './errors.ts';
 import {
   DataLocation,
@@ -33,11 +45,18 @@ function externalRange(tensor: TensorProto): ExternalRange {
   if (!location)
     throw new ModelError('unreadable', `tensor '${tensor.name}' is external but names no location`);
   const length = entry('length');
-  return {
+  const range = {
     file: location,
     offset: Number(entry('offset') ?? 0),
     length: length === undefined ? tensorByteLength(tensor) : Number(length),
   };
+  for (const key of ['offset', 'length'] as const)
+    if (!Number.isSafeInteger(range[key]) || range[key] < 0)
+      throw new ModelError(
+        'unreadable',
+        `tensor '${tensor.name}' has external data ${key} '${entry(key)}'; it must be a whole number ≥ 0`,
+      );
+  return range;
 }
 
 function setExternalRange(tensor: TensorProto, range: ExternalRange): void {
@@ -59,11 +78,37 @@ function readBytes(path: string): Buffer {
   }
 }
 
+export interface ReadOptions {
+  /**
+   * The sha256 of the model's files by file name (the .onnx file's and each external-data file's), when they are
+   * known already (an upload hashed on its way in, a verified artifact): nothing is read to hash it again.
+   */
+  fileSha256?: Record<string, string>;
+  /** The model's identity (`modelSha256`) when known already: no file is hashed. */
+  sha256?: string;
+}
+
 /**
- * Reads an ONNX model, checking what a decoder alone cannot: a graph is present and every inline initializer
- * holds as many bytes as its shape says, so that a truncated file is refused here rather than inside onnxruntime.
+ * The model's identity: sha256 over its files' sha256 and names (the .onnx file first, then its external data
+ * by name), so that it follows from per-file hashes however the files arrived.
  */
-export function readModel(path: string): LoadedModel {
+export function modelSha256(
+  onnx: { name: string; sha256: string },
+  external: { name: string; sha256: string }[],
+): string {
+  const lines = [onnx, ...[...external].sort((a, b) => a.name.localeCompare(b.name))].map(
+    (f) => `${f.sha256}  ${f.name}\n`,
+  );
+  return createHash('sha256').update(lines.join('')).digest('hex');
+}
+
+/**
+ * Reads an ONNX model, checking what a decoder alone cannot: a graph is present, every inline initializer holds
+ * as many bytes as its shape says and every external one lies within its file, so that a truncated or forged
+ * file is refused here rather than inside onnxruntime. External data is never read whole: its files are hashed
+ * in chunks, or not at all when `options.fileSha256` knows them.
+ */
+export function readModel(path: string, options: ReadOptions = {}): LoadedModel {
   const bytes = readBytes(path);
   let proto: ModelProto;
   try {
@@ -75,7 +120,6 @@ export function readModel(path: string): LoadedModel {
   if (!graph || graph.node.length === 0 || proto.opsetImport.length === 0)
     throw new ModelError('unreadable', `'${path}' is not an ONNX model (no graph, nodes or opset import)`);
 
-  const hash = createHash('sha256').update(bytes);
   const dir = dirname(path);
   const externalFiles = new Set<string>();
   for (const tensor of graph.initializer) {
@@ -100,7 +144,7 @@ export function readModel(path: string): LoadedModel {
         `'${path}' is damaged: initializer '${tensor.name}' holds ${inline.length} bytes, its shape needs ${expected}`,
       );
   }
-  const sizes = new Map([...externalFiles].sort().map((file) => [file, hashFile(hash, file)]));
+  const sizes = new Map([...externalFiles].map((file) => [file, fileSize(file)]));
   for (const tensor of graph.initializer) {
     if (!isExternal(tensor)) continue;
     const range = externalRange(tensor);
@@ -110,25 +154,43 @@ export function readModel(path: string): LoadedModel {
         `external data '${range.file}' ends before tensor '${tensor.name}' does`,
       );
   }
-  return { proto, path, sha256: hash.digest('hex') };
+  const known = options.fileSha256 ?? {};
+  const shaOf = (file: string) => known[basename(file)] ?? hashFileSync(file);
+  const sha256 =
+    options.sha256 ??
+    modelSha256(
+      {
+        name: basename(path),
+        sha256: known[basename(path)] ?? createHash('sha256').update(bytes).digest('hex'),
+      },
+      [...externalFiles].map((file) => ({ name: basename(file), sha256: shaOf(file) })),
+    );
+  return { proto, path, sha256 };
 }
 
 export interface WriteOptions {
   /**
    * Where initializers go: `inline` in the .onnx file, `external` (every tensor of 1 KiB or more) in one
-   * `<file>.data` beside it, or `auto` (default): external when the source had external data or the weights
-   * exceed 1.5 GiB, since protobuf cannot hold more than 2 GiB.
+   * `<file>.data` beside it, `auto` (default): external when the source had external data or the weights
+   * exceed 1.5 GiB, since protobuf cannot hold more than 2 GiB; or `reference`: tensors already external keep
+   * their bytes where they are, the data files hard-linked beside the new model (copied once across devices),
+   * for graphs derived from a model that must not copy its weights.
    */
-  externalData?: 'auto' | 'inline' | 'external';
+  externalData?: 'auto' | 'inline' | 'external' | 'reference';
 }
 
 const EXTERNAL_MIN_BYTES = 1024;
 const AUTO_EXTERNAL_BYTES = 1.5 * 2 ** 30;
 const ALIGNMENT = 64;
+// onnxruntime maps external initializers into memory instead of copying them when their offset is page-aligned.
+const PAGE = 4096;
+const PAGE_ALIGNED_BYTES = 1 << 20;
+const COPY_CHUNK = 1 << 24;
 
 /**
  * Writes a model and its external data atomically: into temporary files renamed into place only when all is
- * written, so a failure never leaves a partial model. Returns the paths written.
+ * written, so a failure never leaves a partial model. External bytes are copied in chunks, never held whole.
+ * Returns the paths written.
  */
 export function writeModel(proto: ModelProto, path: string, options: WriteOptions = {}): string[] {
   const tensors = proto.graph?.initializer ?? [];
@@ -145,16 +207,16 @@ export function writeModel(proto: ModelProto, path: string, options: WriteOption
   // Tensors are written into a copy of the initializer list so that the caller's model is left as it was.
   const saved = tensors.map((t) => make.tensor({ ...t }));
   try {
+    if (mode === 'reference') referenceExternalData(saved, dirname(path));
     let fd: number | undefined;
     let offset = 0;
     for (const tensor of saved) {
+      if (mode === 'reference') break;
       // Tensors the source kept external stay external, however small.
       const move = external && (isExternal(tensor) || tensorByteLength(tensor) >= EXTERNAL_MIN_BYTES);
       if (!isExternal(tensor) && !move) continue;
-      const bytes = isExternal(tensor) ? readExternal(externalRange(tensor)) : inlineTensorBytes(tensor);
-      if (!bytes) continue;
       if (!move) {
-        tensor.rawData = bytes;
+        tensor.rawData = readExternal(externalRange(tensor));
         tensor.dataLocation = DataLocation.DEFAULT;
         tensor.externalData = [];
         continue;
@@ -163,12 +225,19 @@ export function writeModel(proto: ModelProto, path: string, options: WriteOption
         fd = openSync(dataPath + suffix, 'w');
         written.push(dataPath);
       }
-      offset = Math.ceil(offset / ALIGNMENT) * ALIGNMENT;
-      writeSync(fd, bytes, 0, bytes.length, offset);
+      const length = isExternal(tensor) ? externalRange(tensor).length : tensorByteLength(tensor);
+      const alignment = length >= PAGE_ALIGNED_BYTES ? PAGE : ALIGNMENT;
+      offset = Math.ceil(offset / alignment) * alignment;
+      if (isExternal(tensor)) copyRange(externalRange(tensor), fd, offset);
+      else {
+        const bytes = inlineTensorBytes(tensor);
+        if (!bytes) continue;
+        writeSync(fd, bytes, 0, bytes.length, offset);
+      }
       clearTypedData(tensor);
       tensor.dataLocation = DataLocation.EXTERNAL;
-      setExternalRange(tensor, { file: dataName, offset, length: bytes.length });
-      offset += bytes.length;
+      setExternalRange(tensor, { file: dataName, offset, length });
+      offset += length;
     }
     if (fd !== undefined) closeSync(fd);
     const out = make.model({ ...proto, graph: make.graph({ ...proto.graph, initializer: saved }) });
@@ -184,6 +253,33 @@ export function writeModel(proto: ModelProto, path: string, options: WriteOption
   }
 }
 
+/**
+ * Points external tensors at their data files linked into `dir` under their own names (a name already taken by
+ * another file gets a numbered one), so that a model written there finds them without a copy.
+ */
+function referenceExternalData(tensors: TensorProto[], dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const linked = new Map<string, string>();
+  for (const tensor of tensors) {
+    if (!isExternal(tensor)) continue;
+    const range = externalRange(tensor);
+    let name = linked.get(range.file);
+    if (name === undefined) {
+      const source = statSync(range.file);
+      for (let i = 0; ; i++) {
+        name = i === 0 ? basename(range.file) : `${basename(range.file)}.${i}`;
+        const target = join(dir, name);
+        if (!existsSync(target)) {
+          linkOrCopy(range.file, target);
+          break;
+        }
+        if (statSync(target).ino === source.ino) break;
+      }
+      linked.set(range.file, name);
+    }
+    setExternalRange(tensor, { ...range, file: name });
+  }
+}
 function clearTypedData(tensor: TensorProto): void {
   tensor.rawData = new Uint8Array(0);
   tensor.floatData = [];
@@ -193,27 +289,47 @@ function clearTypedData(tensor: TensorProto): void {
   tensor.uint64Data = [];
 }
 
-/** Feeds a file to the hash in chunks (external data may exceed what one Buffer holds); returns its size. */
-function hashFile(hash: Hash, path: string): number {
-  let fd: number;
+function fileSize(path: string): number {
   try {
-    fd = openSync(path, 'r');
+    return statSync(path).size;
   } catch (err) {
     throw new ModelError(
       'unreadable',
       `cannot read external data '${path}': ${(err as NodeJS.ErrnoException).code}`,
     );
   }
+}
+
+/** sha256 of a file read in chunks (external data may exceed what one Buffer holds). */
+function hashFileSync(path: string): string {
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'r');
   try {
     const chunk = Buffer.alloc(1 << 24);
-    let size = 0;
-    for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) {
-      hash.update(chunk.subarray(0, n));
-      size += n;
-    }
-    return size;
+    for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) hash.update(chunk.subarray(0, n));
+    return hash.digest('hex');
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Copies an external range into `fd` at `at`, in chunks. */
+function copyRange(range: ExternalRange, fd: number, at: number): void {
+  const source = openSync(range.file, 'r');
+  try {
+    const chunk = Buffer.alloc(Math.min(COPY_CHUNK, Math.max(1, range.length)));
+    for (let done = 0; done < range.length; ) {
+      const n = readSync(source, chunk, 0, Math.min(chunk.length, range.length - done), range.offset + done);
+      if (n === 0)
+        throw new ModelError(
+          'unreadable',
+          `external data '${range.file}' ends before byte ${range.offset + range.length}`,
+        );
+      writeSync(fd, chunk, 0, n, at + done);
+      done += n;
+    }
+  } finally {
+    closeSync(source);
   }
 }
 
@@ -267,4 +383,25 @@ function decodeFloat(type: number, bytes: Buffer): number {
   const word = Buffer.alloc(4);
   word.writeUInt16LE(bytes.readUInt16LE(0), 2);
   return word.readFloatLE(0);
+}
+
+const INLINE_WEIGHTS_LIMIT = 64 * 2 ** 20;
+
+/**
+ * The model as a base for graphs derived from it (search graph, analysis, self-check) written into `dir`: its
+ * external tensors stay where they are (`writeModel(…, { externalData: 'reference' })` links them), and a model
+ * whose weights are inline and large has them moved, once, into a data file in `dir`, so that no derived graph
+ * carries a copy of the weights.
+ */
+export function derivableIn(model: LoadedModel, dir: string): ModelProto {
+  const tensors = model.proto.graph.initializer;
+  if (
+    tensors.some(isExternal) ||
+    tensors.reduce((n, t) => n + tensorByteLength(t), 0) <= INLINE_WEIGHTS_LIMIT
+  )
+    return model.proto;
+  const path = join(dir, 'weights.onnx');
+  if (!existsSync(path)) writeModel(model.proto, path, { externalData: 'external' });
+  return readModel(path, { fileSha256: { 'weights.onnx': model.sha256, 'weights.onnx.data': model.sha256 } })
+    .proto;
 }

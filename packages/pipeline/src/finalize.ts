@@ -154,6 +154,7 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
       cacheDir: options.cacheDir,
     });
     const [phys] = await physical.evaluate([physical.allKept], heldOut.windows, { signal });
+    physical.unload();
     const table = masks.map((mask, i): ReportRow => {
       const r = i === 1 ? phys! : results[i]!; // the exported model's own perplexity for the search's mask
       const removed = space.prunedUnits(mask).reduce((n, u) => n + units[u]!.params, 0);
@@ -200,15 +201,19 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
     });
   }
 
+  // One model's weights in memory at a time: the search graph's, then the dense model's, then the pruned one's.
+  dense.unload();
   const latency = await run(
     'latency',
     async () => {
       stage('latency: prefill and decode, dense vs pruned');
       const settings = { seqLen: Math.min(spec.seqLen, 128), decodeTokens: 32, warmup: 2, repeats: 5 };
-      return {
-        dense: await measureLatency(pool, model.path, layout, settings),
-        pruned: await measureLatency(pool, path, exportedLayout, settings),
+      const timed = async (modelPath: string, modelLayout: DecoderLayout) => {
+        const result = await measureLatency(pool, modelPath, modelLayout, settings);
+        pool.unload(modelPath);
+        return result;
       };
+      return { dense: await timed(model.path, layout), pruned: await timed(path, exportedLayout) };
     },
     true,
   );

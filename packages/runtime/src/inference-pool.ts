@@ -21,6 +21,7 @@ export class InferencePool {
   private readonly warn: (message: string) => void;
   private settings: Promise<SessionSettings> | undefined;
   private readonly loaded = new Map<string, Promise<LoadResult>>();
+  private readonly released = new Set<string>();
 
   constructor(options: InferencePoolOptions = {}) {
     this.config = options.config ?? runtimeConfig();
@@ -48,10 +49,18 @@ export class InferencePool {
 
   /** Loads a model (once) and returns its provider and interface; throws if no provider can run it. */
   load(modelPath: string): Promise<LoadResult> {
+    this.released.delete(modelPath);
     let entry = this.loaded.get(modelPath);
     if (!entry) {
       entry = this.resolveSettings(modelPath)
-        .then((settings) => this.piscina.run({ op: 'load', modelPath, settings } satisfies ThreadTask))
+        .then((settings) =>
+          this.piscina.run({
+            op: 'load',
+            modelPath,
+            settings,
+            released: this.releasedList,
+          } satisfies ThreadTask),
+        )
         .then((result: LoadResult) => {
           this.loadedProvider = result.provider;
           return result;
@@ -76,7 +85,7 @@ export class InferencePool {
     await this.load(modelPath);
     const settings = await this.settings!;
     await this.acquire(signal);
-    const task: ThreadTask = { op: 'run', modelPath, settings, feeds, fetches };
+    const task: ThreadTask = { op: 'run', modelPath, settings, feeds, fetches, released: this.releasedList };
     const transferList = [...new Set(Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer))];
     const running: Promise<Record<string, WireTensor>> = this.piscina.run(task, { transferList });
     this.inFlight.add(running);
@@ -122,7 +131,30 @@ export class InferencePool {
   async time(modelPath: string, steps: TimedStep[], warmup: number, repeats: number): Promise<number[]> {
     await this.load(modelPath);
     const settings = await this.settings!;
-    return this.piscina.run({ op: 'time', modelPath, settings, steps, warmup, repeats } satisfies ThreadTask);
+    return this.piscina.run({
+      op: 'time',
+      modelPath,
+      settings,
+      steps,
+      warmup,
+      repeats,
+      released: this.releasedList,
+    } satisfies ThreadTask);
+  }
+
+  /**
+   * Models not needed for a while: each thread releases their sessions (and the memory they hold) before its next
+   * task. Using a model again loads it again.
+   */
+  unload(...modelPaths: string[]): void {
+    for (const path of modelPaths) {
+      this.released.add(path);
+      this.loaded.delete(path);
+    }
+  }
+
+  private get releasedList(): string[] {
+    return [...this.released];
   }
 
   /** Waits for the runs on threads to finish (a thread ended mid-inference takes the process down), then stops. */
@@ -134,9 +166,9 @@ export class InferencePool {
   /** The first model loaded settles the provider for every thread. */
   private resolveSettings(modelPath: string): Promise<SessionSettings> {
     this.settings ??= (async () => {
-      const { provider, deviceId, intraOpThreads, graphOptimization } = this.config;
-      const wanted: SessionSettings = { provider, deviceId, intraOpThreads, graphOptimization };
-      const task: ThreadTask = { op: 'load', modelPath, settings: wanted };
+      const { provider, deviceId, intraOpThreads, graphOptimization, prepack } = this.config;
+      const wanted: SessionSettings = { provider, deviceId, intraOpThreads, graphOptimization, prepack };
+      const task: ThreadTask = { op: 'load', modelPath, settings: wanted, released: this.releasedList };
       const probe = (await this.piscina.run(task)) as
         | (LoadResult & { warnings: string[] })
         | { unavailable: string };

@@ -13,7 +13,8 @@ import {
 } from './session-factory.ts';
 import { fromOrt, toOrt, type WireFeeds } from './wire-tensor.ts';
 
-export type ThreadTask =
+/** Every task names the models the pool released: their sessions (and memory) go before anything else runs. */
+export type ThreadTask = { released: string[] } & (
   | { op: 'load'; modelPath: string; settings: SessionSettings }
   | { op: 'run'; modelPath: string; settings: SessionSettings; feeds: WireFeeds; fetches: string[] }
   | {
@@ -23,7 +24,8 @@ export type ThreadTask =
       steps: TimedStep[];
       warmup: number;
       repeats: number;
-    };
+    }
+);
 
 /** A sequence of runs timed as one: each step's feeds, with named outputs carried into later steps' inputs. */
 export interface TimedStep {
@@ -48,13 +50,17 @@ const MAX_SESSIONS = 4;
 const sessions = new Map<string, Promise<{ session: ort.InferenceSession; provider: Provider }>>();
 const warnings: string[] = [];
 
-function session(modelPath: string, settings: SessionSettings) {
-  // A model file that is gone (a one-off graph, say) will not run again: its session is released.
-  for (const [oldKey, old] of sessions) {
-    if (existsSync(oldKey.split('\0')[0]!)) continue;
-    sessions.delete(oldKey);
-    old.then(({ session: s }) => s.release()).catch(() => {});
+/** Releases the sessions of released models, and of model files that are gone (a one-off graph, say). */
+function dropSessions(released: readonly string[]): void {
+  for (const [key, entry] of sessions) {
+    const path = key.split('\0')[0]!;
+    if (!released.includes(path) && existsSync(path)) continue;
+    sessions.delete(key);
+    entry.then(({ session: s }) => s.release()).catch(() => {});
   }
+}
+
+function session(modelPath: string, settings: SessionSettings) {
   const key = `${modelPath}\0${JSON.stringify(settings)}`;
   let entry = sessions.get(key);
   if (entry) sessions.delete(key);
@@ -72,6 +78,7 @@ function session(modelPath: string, settings: SessionSettings) {
 }
 
 export default async function handle(task: ThreadTask): Promise<unknown> {
+  dropSessions(task.released);
   if (task.op === 'load') {
     // Errors lose their class crossing threads; a provider failure comes back as data for the pool to rethrow.
     const loaded = await session(task.modelPath, task.settings).catch((err: unknown) => {

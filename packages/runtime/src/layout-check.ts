@@ -4,6 +4,7 @@ import {
   DataType,
   type DecoderLayout,
   DISCOVERY_VERSION,
+  derivableIn,
   GATE_INPUT,
   IGNORE_LABEL,
   INSTRUMENT_VERSION,
@@ -46,7 +47,7 @@ export async function checkLayout(
   const units = unitsOf(layout, 'sublayer');
   // Removed as soon as measured: the pool's threads release sessions of files that are gone.
   const path = join(dir, `self-check-${process.pid}-${Date.now()}.onnx`);
-  writeModel(selfCheckGraph(model.proto, layout), path);
+  writeModel(selfCheckGraph(derivableIn(model, dir), layout), path, { externalData: 'reference' });
   const maskWithout = (u: number) => units.map((_, i) => (i === u ? '0' : '1')).join('');
   const masks = [maskWithout(-1), ...units.map((_, u) => maskWithout(u))];
   const ids = Array.from({ length: TOKENS }, (_, t) => 1 + ((t * 7919) % Math.max(1, layout.vocabSize - 1)));

@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TokenWindows } from '@evop/data';
 import {
   type DecoderLayout,
+  derivableIn,
   GATE_INPUT,
   type Granularity,
   IGNORE_LABEL,
@@ -67,11 +68,18 @@ export class OnnxEvaluator {
     mkdirSync(dir, { recursive: true });
     const path = (kind: string) => join(dir, `${kind}-${granularity}-v${INSTRUMENT_VERSION}.onnx`);
     if (!existsSync(path('search')))
-      writeModel(instrument(model.proto, layout, { granularity }), path('search'));
+      writeModel(instrument(derivableIn(model, dir), layout, { granularity }), path('search'), {
+        externalData: 'reference',
+      });
     await checkLayout(options.pool, model, layout, dir);
     const evaluator = new OnnxEvaluator(options, path('search'), path('analysis'));
     await options.pool.load(evaluator.searchPath);
     return evaluator;
+  }
+
+  /** Frees the memory of this evaluator's sessions; evaluating again loads them again. */
+  unload(): void {
+    this.options.pool.unload(this.searchPath, this.analysisPath);
   }
 
   get layout(): DecoderLayout {
@@ -262,8 +270,13 @@ export class OnnxEvaluator {
     if (!existsSync(this.analysisPath)) {
       const { model, layout, granularity } = this.options;
       writeModel(
-        instrument(model.proto, layout, { granularity, pooled: true, unitCos: true }),
+        instrument(derivableIn(model, dirname(this.analysisPath)), layout, {
+          granularity,
+          pooled: true,
+          unitCos: true,
+        }),
         this.analysisPath,
+        { externalData: 'reference' },
       );
     }
     const T = windows.seqLen;

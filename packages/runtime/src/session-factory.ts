@@ -11,7 +11,7 @@ export class ProviderUnavailableError extends Error {
 
 export type SessionSettings = Pick<
   RuntimeConfig,
-  'provider' | 'deviceId' | 'intraOpThreads' | 'graphOptimization'
+  'provider' | 'deviceId' | 'intraOpThreads' | 'graphOptimization' | 'prepack'
 >;
 
 function options(settings: SessionSettings, provider: Provider): ort.InferenceSession.SessionOptions {
@@ -21,6 +21,8 @@ function options(settings: SessionSettings, provider: Provider): ort.InferenceSe
     interOpNumThreads: 1,
     graphOptimizationLevel: settings.graphOptimization,
     logSeverityLevel: 3,
+    // Without prepacking, sessions read the weights onnxruntime maps from the external-data file: one copy.
+    extra: { session: { disable_prepacking: settings.prepack ? '0' : '1' } },
   };
 }
 

@@ -53,6 +53,8 @@ test('invalid runtime settings name the variable', () => {
       intraOpThreads: Math.max(1, Math.floor(availableParallelism() / 2)),
       graphOptimization: 'all',
       maxBatchTokens: 512,
+      prepack: false,
     },
   );
+  assert.throws(() => runtimeConfig({ EVOP_PREPACK: 'yes' }), /EVOP_PREPACK="yes" is invalid/);
 });

@@ -18,10 +18,11 @@ export const artifactRoutes =
   (deps: ApiDeps): FastifyPluginAsyncZod =>
   async (app) => {
     const { store } = deps;
-    const sendArtifact = (sha256: string, reply: { header: (k: string, v: string) => unknown }) => {
+    // Streamed from disk, whatever the size; hashed again only when the file changed since it was last checked.
+    const sendArtifact = async (sha256: string, reply: { header: (k: string, v: string) => unknown }) => {
       let path: string;
       try {
-        path = store.verifiedPath(sha256);
+        path = await store.verifiedPath(sha256);
       } catch (err) {
         if (err instanceof ArtifactError) throw new ApiError(404, 'Not Found', err.message);
         throw err;
@@ -37,7 +38,7 @@ export const artifactRoutes =
       '/internal/artifacts/:sha256',
       { config: { auth: 'service' }, schema: { hide: true, params: shaParams } },
       async (request, reply) => {
-        const stream = sendArtifact(request.params.sha256, reply);
+        const stream = await sendArtifact(request.params.sha256, reply);
         return reply.type('application/octet-stream').send(stream);
       },
     );
@@ -94,7 +95,7 @@ export const artifactRoutes =
             'Not Found',
             `file: the pruned model has ${manifest.files.map((f) => f.name).join(', ')}, not '${request.params.file}'`,
           );
-        const stream = sendArtifact(file.sha256, reply);
+        const stream = await sendArtifact(file.sha256, reply);
         return reply
           .type('application/octet-stream')
           .header('content-disposition', `attachment; filename="${file.name}"`)

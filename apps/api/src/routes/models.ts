@@ -64,7 +64,10 @@ export const modelRoutes =
           const path = stage(manifest.files);
           let model: ReturnType<typeof readModel>;
           try {
-            model = readModel(path);
+            // Hashed on their way in: the model's identity follows without reading its weights again.
+            model = readModel(path, {
+              fileSha256: Object.fromEntries(manifest.files.map((f) => [f.name, f.sha256])),
+            });
           } catch (err) {
             throw invalid('model', `not a readable ONNX model (${(err as Error).message})`);
           }
