@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { openAsBlob } from 'node:fs';
 import { basename } from 'node:path';
 
 /** A client of the REST API as a user's script would be: fetch, multipart uploads, SSE. */
@@ -24,12 +24,12 @@ export class ServiceClient {
     return { status: response.status, headers: response.headers, json, type };
   }
 
-  /** multipart/form-data with text fields and files (field → paths). */
-  upload(path: string, fields: Record<string, string>, files: Record<string, string[]>) {
+  /** multipart/form-data with text fields and files (field → paths), the files streamed from disk. */
+  async upload(path: string, fields: Record<string, string>, files: Record<string, string[]>) {
     const form = new FormData();
     for (const [k, v] of Object.entries(fields)) form.set(k, v);
     for (const [field, paths] of Object.entries(files))
-      for (const p of paths) form.append(field, new Blob([readFileSync(p)]), basename(p));
+      for (const p of paths) form.append(field, await openAsBlob(p), basename(p));
     return this.request('POST', path, form);
   }
 

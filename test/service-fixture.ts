@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +19,7 @@ import { promisify } from 'node:util';
 import { Stack } from '@evop/cli';
 import { resolveDataFile } from '@evop/config';
 import { createApiKey, createTestDatabase, type TestDatabase } from '@evop/db';
-import { llama2cToOnnx, readLlama2cCheckpoint, writeModel } from '@evop/onnx';
+import { encodeModel, llama2cToOnnx, readLlama2cCheckpoint, readModel, writeModel } from '@evop/onnx';
 import type { PruneReport } from '@evop/pipeline';
 import { QUEUES, redisConnection } from '@evop/queue';
 import { Queue } from 'bullmq';
@@ -98,14 +108,16 @@ export async function startService(workers: number, env: NodeJS.ProcessEnv = {})
   };
 }
 
-/** An ONNX model with its tokenizer files (default: the fixture's), uploaded; returns its id. */
+/** An ONNX model with its external data (`<model>.data`, when there) and tokenizer files, uploaded; returns its id. */
 export async function uploadModel(
   api: ServiceClient,
   name: string,
   path: string,
   tokenizer = [data.tokenizer],
 ): Promise<string> {
-  const model = await api.upload('/v1/models', { name }, { model: [path], tokenizer });
+  const files: Record<string, string[]> = { model: [path], tokenizer };
+  if (existsSync(`${path}.data`)) files.data = [`${path}.data`];
+  const model = await api.upload('/v1/models', { name }, files);
   assert.equal(model.status, 201, JSON.stringify(model.json));
   return model.json.id as string;
 }
@@ -186,4 +198,28 @@ export async function uploadDeep16(service: Service, api: ServiceClient): Promis
     path,
   );
   return uploadModel(api, 'deep16', path);
+}
+
+/**
+ * A copy of an ONNX model in `dir` with every initializer of 1 KiB or more in `model.onnx.data`, placed after a
+ * hole of `hole` bytes: a sparse data file as large as a real model's that takes no disk until written out.
+ * Returns the .onnx path.
+ */
+export function writeSparseExternal(source: string, dir: string, hole: number): string {
+  const path = join(dir, 'model.onnx');
+  mkdirSync(dir, { recursive: true });
+  writeModel(readModel(source).proto, path, { externalData: 'external' });
+  const { proto } = readModel(path);
+  const data = readFileSync(`${path}.data`);
+  const base = Math.ceil(hole / 4096) * 4096;
+  const fd = openSync(`${path}.data`, 'w');
+  writeSync(fd, data, 0, data.length, base);
+  closeSync(fd);
+  for (const tensor of proto.graph.initializer)
+    for (const entry of tensor.externalData) {
+      if (entry.key === 'offset') entry.value = String(base + Number(entry.value));
+      if (entry.key === 'location') entry.value = 'model.onnx.data';
+    }
+  writeFileSync(path, encodeModel(proto));
+  return path;
 }

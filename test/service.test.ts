@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Stack } from '@evop/cli';
@@ -20,6 +20,8 @@ import {
   startService,
   uploadDeep16,
   uploadModel,
+  uploadStories,
+  writeSparseExternal,
 } from './service-fixture.ts';
 
 const fusedExport = resolveDataFile('onnx-ort-tiny-random-gpt2-fused/past.onnx');
@@ -228,6 +230,54 @@ test('a Hugging Face export (Phi: parallel attention + MLP, KV cache) prunes thr
   assert.equal(report.protocol.bos, true);
   assert.deepEqual(report.failed, []);
   assert.ok(report.latency?.pruned.decode, 'decode timed through the KV cache');
+});
+
+test('a model whose external data is over 2 GiB goes through upload, a job and download, as `evop prune` prunes it', async () => {
+  // stories260K with its weights in model.onnx.data after a 2.2 GiB hole: a sparse file, fast to make, that no
+  // process can read whole (Node refuses files over 2 GiB), so every step must stream it.
+  const source = join(dir, 'sparse');
+  const path = writeSparseExternal(data.model, source, 2.2 * 2 ** 30);
+  assert.ok(statSync(`${path}.data`).size > 2 ** 31);
+  const sparseId = await uploadModel(api, 'sparse', path, [data.tokenizer]);
+  const datasetId = await uploadStories(api);
+  const submitted = await api.request('POST', '/v1/jobs', {
+    modelId: sparseId,
+    datasetId,
+    spec: { ...spec, baselines: false },
+  });
+  assert.equal(submitted.status, 202, JSON.stringify(submitted.json));
+  const report = await finishedReport(api, submitted.json.id as string);
+  const local = await runEvopPrune(
+    [
+      ...['--model', path, '--tokenizer', data.tokenizer, '--data', data.stories],
+      ...[
+        '--remove',
+        '2',
+        '--granularity',
+        'sublayer',
+        '--budget',
+        '60',
+        '--calibration',
+        '8',
+        '--held-out',
+        '8',
+      ],
+      ...['--seq-len', '64', '--seed', '3'],
+    ],
+    join(dir, 'local-sparse'),
+  );
+  assert.equal(report.result.mask, local.result.mask);
+  assert.deepEqual(report.searches[0]!.history, local.searches[0]!.history);
+  // The pruned model keeps only its own tensors: model.onnx and a compact model.onnx.data, as evop prune wrote.
+  for (const file of ['model.onnx', 'model.onnx.data']) {
+    const download = await fetch(`${stack.apiUrl}/v1/jobs/${submitted.json.id}/artifacts/${file}`, {
+      headers: { authorization: `Bearer ${api.key}` },
+    });
+    assert.equal(download.status, 200, file);
+    const bytes = new Uint8Array(await download.arrayBuffer());
+    assert.equal(sha256(bytes), sha256(readFileSync(join(dir, 'local-sparse', file))), file);
+  }
+  assert.ok(statSync(join(dir, 'local-sparse', 'model.onnx.data')).size < 2 ** 24, 'the hole is not copied');
 });
 
 test('a second identical job is served from the fitness cache', async () => {

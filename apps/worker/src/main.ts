@@ -32,13 +32,13 @@ const config = serviceConfig();
 const id = process.env.EVOP_WORKER_ID ?? `${hostname()}-${process.pid}`;
 const log = createLogger('worker', config.logLevel).child({ worker: id });
 const client = new ArtifactClient({
-  store: new ArtifactStore(config.artifactDir),
+  store: new ArtifactStore(config.artifactDir, { maxBytes: config.workerCacheBytes }),
   apiUrl: config.apiUrl,
   token: requireServiceToken(config),
 });
 const cacheDir = join(config.artifactDir, '..', 'worker-cache');
 const pool = new InferencePool({ warn: (m) => log.warn(m) });
-const models = new Models(client, pool, cacheDir);
+const models = new Models(client, pool, cacheDir, config.workerModels);
 const windows = new WindowSets(client);
 const stats = new WorkerStats();
 const connection = redisConnection(config.redisUrl);

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type ArtifactClient,
@@ -18,17 +19,33 @@ import { PromiseCache } from './promise-cache.ts';
 
 /**
  * The models a worker has fetched, by manifest sha256: files fetched once into the artifact cache, linked into a
- * folder by their names, read once; one evaluator per (model, granularity).
+ * folder by their names, read once; one evaluator per (model, granularity). At most `limit` models are kept:
+ * the least recently used one's folder, graphs and evaluators are removed (its sessions go with its files, and
+ * its artifacts become free for the cache to remove).
  */
 export class Models {
-  private readonly models = new PromiseCache<{ model: LoadedModel; layout: DecoderLayout }>();
+  private readonly models: PromiseCache<{ model: LoadedModel; layout: DecoderLayout }>;
   private readonly evaluators = new PromiseCache<OnnxEvaluator>();
 
   constructor(
     private readonly client: ArtifactClient,
     private readonly pool: InferencePool,
     private readonly cacheDir: string,
-  ) {}
+    limit = Number.POSITIVE_INFINITY,
+  ) {
+    this.models = new PromiseCache(limit, (manifestSha256, entry) => {
+      for (const key of this.evaluators.keys())
+        if (key.startsWith(`${manifestSha256}/`)) this.evaluators.delete(key);
+      rmSync(join(this.cacheDir, 'models', manifestSha256), { recursive: true, force: true });
+      entry
+        .then(({ model }) => rmSync(join(this.graphDir, model.sha256), { recursive: true, force: true }))
+        .catch(() => {});
+    });
+  }
+
+  private get graphDir(): string {
+    return join(this.cacheDir, 'graphs');
+  }
 
   /** Manifest sha256 of every model with an evaluator ready. */
   get loaded(): string[] {
@@ -54,7 +71,7 @@ export class Models {
         model,
         layout,
         granularity,
-        cacheDir: join(this.cacheDir, 'graphs'),
+        cacheDir: this.graphDir,
       });
     });
   }

@@ -24,6 +24,12 @@ const schema = z.object({
     .positive()
     .default(8 * 1024 ** 3),
   EVOP_RATE_LIMIT: z.coerce.number().int().positive().default(600),
+  EVOP_WORKER_CACHE_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 ** 3),
+  EVOP_WORKER_MODELS: z.coerce.number().int().positive().default(2),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -44,6 +50,10 @@ export interface ServiceConfig {
   maxUploadBytes: number;
   /** Requests per minute per API key. */
   rateLimit: number;
+  /** Bytes a worker's artifact cache may hold before it removes the least recently used artifacts. */
+  workerCacheBytes: number;
+  /** Models a worker keeps ready (files linked, graphs written); the least recently used beyond are removed. */
+  workerModels: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -60,6 +70,8 @@ export function serviceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConf
     host: v.HOST,
     maxUploadBytes: v.EVOP_MAX_UPLOAD_BYTES,
     rateLimit: v.EVOP_RATE_LIMIT,
+    workerCacheBytes: v.EVOP_WORKER_CACHE_BYTES,
+    workerModels: v.EVOP_WORKER_MODELS,
     logLevel: v.LOG_LEVEL,
   };
 }

@@ -6,6 +6,7 @@ import {
   existsSync,
   linkSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -52,20 +53,57 @@ interface Verified {
  * it was last found intact (size, modification time, inode), so a worker does not re-read 13 GB of weights per
  * task, yet a copy damaged on disk is still caught and removed.
  */
+export interface ArtifactStoreOptions {
+  /**
+   * Bytes the store may hold (default: no limit). Past it, storing an artifact removes the least recently used
+   * ones that nothing else links to (a model folder's hard link keeps its files; removing them would free nothing).
+   */
+  maxBytes?: number;
+}
+
 export class ArtifactStore {
   private readonly verified = new Map<string, Verified>();
   private readonly verifying = new Map<string, Promise<string>>();
+  /** Artifacts by last use, least recent first (Map order); files of earlier processes come in by age. */
+  private readonly used = new Map<string, true>();
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly options: ArtifactStoreOptions = {},
+  ) {}
 
   private file(sha256: string): string {
     if (!SHA256.test(sha256)) throw new RangeError(`'${sha256}' is not a sha256`);
+    this.used.delete(sha256);
+    this.used.set(sha256, true);
     return join(this.dir, sha256.slice(0, 2), sha256);
   }
 
   private remember(sha256: string): void {
     const { size, mtimeMs, ino } = statSync(this.file(sha256));
     this.verified.set(sha256, { size, mtimeMs, ino });
+    this.evict(sha256);
+  }
+
+  /** Removes least recently used artifacts until the store is within its limit (never `keep`). */
+  private evict(keep: string): void {
+    const limit = this.options.maxBytes;
+    if (limit === undefined) return;
+    const files = readdirSync(this.dir)
+      .filter((d) => /^[0-9a-f]{2}$/.test(d))
+      .flatMap((d) => readdirSync(join(this.dir, d)).filter((f) => SHA256.test(f)))
+      .map((sha256) => ({ sha256, stat: statSync(join(this.dir, sha256.slice(0, 2), sha256)) }));
+    let total = files.reduce((n, f) => n + f.stat.size, 0);
+    if (total <= limit) return;
+    const order = (sha: string) => (this.used.has(sha) ? [...this.used.keys()].indexOf(sha) : -1);
+    const candidates = files
+      .filter((f) => f.sha256 !== keep && f.stat.nlink === 1)
+      .sort((a, b) => order(a.sha256) - order(b.sha256) || a.stat.mtimeMs - b.stat.mtimeMs);
+    for (const { sha256, stat } of candidates) {
+      if (total <= limit) break;
+      this.drop(sha256);
+      total -= stat.size;
+    }
   }
 
   private unchanged(sha256: string): boolean {
@@ -193,6 +231,7 @@ export class ArtifactStore {
   private drop(sha256: string): void {
     rmSync(this.file(sha256), { force: true });
     this.verified.delete(sha256);
+    this.used.delete(sha256);
   }
 }
 

@@ -65,3 +65,24 @@ test('files over 2 GiB are stored, verified and linked as streams; a changed fil
   assert.equal(store.has(sha256), false);
   rmSync(dir, { recursive: true, force: true });
 });
+
+test('a store with a size limit removes the least recently used artifacts, never one a model folder links', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'evop-artifacts-'));
+  const store = new ArtifactStore(join(dir, 'store'), { maxBytes: 250 });
+  const bytes = (c: string) => Buffer.alloc(100, c);
+  const [a, b] = [store.put(bytes('a')), store.put(bytes('b'))];
+  linkFiles([{ name: 'model.onnx', sha256: a }], (s) => store.storedPath(s), join(dir, 'model'));
+  store.read(a); // a is used more recently than b, and linked
+  const c = store.put(bytes('c'));
+  assert.deepEqual(
+    [store.has(a), store.has(b), store.has(c)],
+    [true, false, true],
+    'b went: least recently used',
+  );
+  const d = store.put(bytes('d'));
+  assert.deepEqual([store.has(a), store.has(c), store.has(d)], [true, false, true], 'a stays while linked');
+  rmSync(join(dir, 'model'), { recursive: true });
+  store.put(bytes('e'));
+  assert.equal(store.has(a), false, 'unlinked, a can go');
+  rmSync(dir, { recursive: true, force: true });
+});

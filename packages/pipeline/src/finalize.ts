@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveDataFile } from '@evop/config';
 import type { SearchSpace } from '@evop/core';
@@ -15,6 +15,7 @@ import {
 import {
   type InferencePool,
   type LatencyResult,
+  type MaskEvaluation,
   measureLatency,
   OnnxEvaluator,
   scoreMultipleChoice,
@@ -146,15 +147,23 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
   const evaluation = (await run('evaluation', async () => {
     stage(`final evaluation: ${heldOut.windows.count} held-out windows`);
     const results = await dense.evaluate(masks, heldOut.windows, { clusterOf: heldOut.clusters, signal });
-    const physical = await OnnxEvaluator.create({
-      pool,
-      model: exported,
-      layout: exportedLayout,
-      granularity: spec.granularity,
-      cacheDir: options.cacheDir,
-    });
-    const [phys] = await physical.evaluate([physical.allKept], heldOut.windows, { signal });
-    physical.unload();
+    // The exported file's graphs are needed once: made in a folder of their own, removed after.
+    mkdirSync(options.cacheDir, { recursive: true });
+    const physicalDir = mkdtempSync(join(options.cacheDir, 'exported-'));
+    let phys: MaskEvaluation | undefined;
+    try {
+      const physical = await OnnxEvaluator.create({
+        pool,
+        model: exported,
+        layout: exportedLayout,
+        granularity: spec.granularity,
+        cacheDir: physicalDir,
+      });
+      [phys] = await physical.evaluate([physical.allKept], heldOut.windows, { signal });
+      physical.unload();
+    } finally {
+      rmSync(physicalDir, { recursive: true, force: true });
+    }
     const table = masks.map((mask, i): ReportRow => {
       const r = i === 1 ? phys! : results[i]!; // the exported model's own perplexity for the search's mask
       const removed = space.prunedUnits(mask).reduce((n, u) => n + units[u]!.params, 0);
