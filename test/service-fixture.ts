@@ -158,11 +158,38 @@ export async function runEvopPrune(
   return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as PruneReport;
 }
 
-/** `evop prune` with SMALL_SPEC on the fixture files; returns its report. */
-export function evopPrune(out: string, extra: string[]): Promise<PruneReport> {
-  const files = ['--model', data.model, '--tokenizer', data.tokenizer, '--data', data.stories];
-  const spec = ['--remove', '2', '--granularity', 'sublayer', '--budget', '60', '--calibration', '8'];
+/**
+ * `evop prune` with SMALL_SPEC (removing `remove` units) on a model and its tokenizer (default: the fixture's);
+ * returns its report.
+ */
+export function evopPrune(
+  out: string,
+  extra: string[],
+  source = { model: data.model, tokenizer: [data.tokenizer] },
+  remove: number = SMALL_SPEC.target.units,
+): Promise<PruneReport> {
+  const files = ['--model', source.model, '--tokenizer', source.tokenizer[0]!, '--data', data.stories];
+  const spec = [
+    '--remove',
+    String(remove),
+    '--granularity',
+    'sublayer',
+    '--budget',
+    '60',
+    '--calibration',
+    '8',
+  ];
   return runEvopPrune([...files, ...spec, '--held-out', '8', '--seq-len', '64', ...extra], out);
+}
+
+/** Asserts that a service job and `evop prune` searched alike: the same mask and history, to the last bit. */
+export function assertSameSearch(report: PruneReport, local: PruneReport): void {
+  assert.equal(report.result.mask, local.result.mask);
+  assert.deepEqual(
+    report.searches[0]!.history,
+    local.searches[0]!.history,
+    'no evaluation lost or counted twice',
+  );
 }
 
 /** Waits for a job to end, asserts it succeeded, and returns its report. */
@@ -178,12 +205,7 @@ export async function finishedReport(api: ServiceClient, id: string): Promise<Pr
  */
 export async function assertUndisturbed(service: Service, report: PruneReport, seed: number): Promise<void> {
   const local = await evopPrune(join(service.dir, `local-${seed}`), ['--seed', String(seed)]);
-  assert.equal(report.result.mask, local.result.mask);
-  assert.deepEqual(
-    report.searches[0]!.history,
-    local.searches[0]!.history,
-    'no evaluation lost or counted twice',
-  );
+  assertSameSearch(report, local);
   assert.deepEqual(
     report.table.map((r) => r.perplexity),
     local.table.map((r) => r.perplexity),

@@ -11,10 +11,10 @@ import { Queue } from 'bullmq';
 import * as ort from 'onnxruntime-node';
 import { ServiceClient } from './service-client.ts';
 import {
+  assertSameSearch,
   data,
   evopPrune,
   finishedReport,
-  runEvopPrune,
   type Service,
   SMALL_SPEC,
   startService,
@@ -195,34 +195,13 @@ test('a Hugging Face export (Phi: parallel attention + MLP, KV cache) prunes thr
   const submitted = await api.request('POST', '/v1/jobs', { modelId: phi, datasetId, spec: phiSpec });
   assert.equal(submitted.status, 202, JSON.stringify(submitted.json));
   const report = await finishedReport(api, submitted.json.id as string);
-  const local = await runEvopPrune(
-    [
-      ...[
-        '--model',
-        zoo('phi/model.ts-past.onnx'),
-        '--tokenizer',
-        zoo('tokenizer.json'),
-        '--data',
-        data.stories,
-      ],
-      ...[
-        '--remove',
-        '3',
-        '--granularity',
-        'sublayer',
-        '--budget',
-        '60',
-        '--calibration',
-        '8',
-        '--held-out',
-        '8',
-      ],
-      ...['--seq-len', '64', '--seed', '5'],
-    ],
+  const local = await evopPrune(
     join(dir, 'local-phi'),
+    ['--seed', '5'],
+    { model: zoo('phi/model.ts-past.onnx'), tokenizer },
+    3,
   );
-  assert.equal(report.result.mask, local.result.mask);
-  assert.deepEqual(report.searches[0]!.history, local.searches[0]!.history);
+  assertSameSearch(report, local);
   assert.deepEqual(
     report.table.map((r) => r.perplexity),
     local.table.map((r) => r.perplexity),
@@ -247,27 +226,11 @@ test('a model whose external data is over 2 GiB goes through upload, a job and d
   });
   assert.equal(submitted.status, 202, JSON.stringify(submitted.json));
   const report = await finishedReport(api, submitted.json.id as string);
-  const local = await runEvopPrune(
-    [
-      ...['--model', path, '--tokenizer', data.tokenizer, '--data', data.stories],
-      ...[
-        '--remove',
-        '2',
-        '--granularity',
-        'sublayer',
-        '--budget',
-        '60',
-        '--calibration',
-        '8',
-        '--held-out',
-        '8',
-      ],
-      ...['--seq-len', '64', '--seed', '3'],
-    ],
-    join(dir, 'local-sparse'),
-  );
-  assert.equal(report.result.mask, local.result.mask);
-  assert.deepEqual(report.searches[0]!.history, local.searches[0]!.history);
+  const local = await evopPrune(join(dir, 'local-sparse'), ['--seed', '3'], {
+    model: path,
+    tokenizer: [data.tokenizer],
+  });
+  assertSameSearch(report, local);
   // The pruned model keeps only its own tensors: model.onnx and a compact model.onnx.data, as evop prune wrote.
   for (const file of ['model.onnx', 'model.onnx.data']) {
     const download = await fetch(`${stack.apiUrl}/v1/jobs/${submitted.json.id}/artifacts/${file}`, {

@@ -1,17 +1,33 @@
 import { join } from 'node:path';
 import { type Llama2cCheckpoint, type Llama2cConfig, llama2cToOnnx, writeModel } from '@evop/onnx';
 
-/** TinyLlama-1.1B's shape: 22 layers of dim 2048, SwiGLU 5632, 32 heads with 4 KV heads, 32,000 tokens. */
-export const TINYLLAMA_SHAPE: Llama2cConfig = {
-  dim: 2048,
-  hiddenDim: 5632,
-  nLayers: 22,
-  nHeads: 32,
-  nKvHeads: 4,
-  vocabSize: 32000,
-  seqLen: 2048,
-  tied: false,
-};
+/**
+ * `tinyllama`: TinyLlama-1.1B's shape (22 layers of dim 2048, SwiGLU 5632, 32 heads with 4 KV heads, 32,000
+ * tokens; 1.1 B parameters, 4.1 GiB in fp32); `medium`: 8 layers of dim 1024 (0.16 B, 0.6 GiB), to try the bench.
+ */
+export const SHAPES = {
+  tinyllama: {
+    dim: 2048,
+    hiddenDim: 5632,
+    nLayers: 22,
+    nHeads: 32,
+    nKvHeads: 4,
+    vocabSize: 32000,
+    seqLen: 2048,
+    tied: false,
+  },
+  medium: {
+    dim: 1024,
+    hiddenDim: 2816,
+    nLayers: 8,
+    nHeads: 16,
+    nKvHeads: 4,
+    vocabSize: 32000,
+    seqLen: 2048,
+    tied: false,
+  },
+} satisfies Record<string, Llama2cConfig>;
+export type ShapeName = keyof typeof SHAPES;
 
 /**
  * Uniform values in ±scale from a seeded xorshift32: fast enough for a billion weights (the bench measures evop

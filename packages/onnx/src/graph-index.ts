@@ -14,6 +14,21 @@ export function nodeInputs(node: NodeProto): string[] {
   return names;
 }
 
+/** `start` and every name `next` leads to from it, transitively. */
+export function closure(start: string, next: (name: string) => string[]): Set<string> {
+  const seen = new Set([start]);
+  const stack = [start];
+  while (stack.length > 0) {
+    for (const name of next(stack.pop()!)) {
+      if (name && !seen.has(name)) {
+        seen.add(name);
+        stack.push(name);
+      }
+    }
+  }
+  return seen;
+}
+
 /** Producer and consumers of every tensor of a graph, for walking it in either direction. */
 export class GraphIndex {
   readonly producer = new Map<string, NodeProto>();
@@ -40,19 +55,7 @@ export class GraphIndex {
 
   /** Every tensor computed from `name` (itself included). */
   descendants(name: string): Set<string> {
-    const seen = new Set([name]);
-    const stack = [name];
-    while (stack.length > 0) {
-      for (const node of this.consumersOf(stack.pop()!)) {
-        for (const out of node.output) {
-          if (out && !seen.has(out)) {
-            seen.add(out);
-            stack.push(out);
-          }
-        }
-      }
-    }
-    return seen;
+    return closure(name, (t) => this.consumersOf(t).flatMap((node) => node.output));
   }
 
   /** The nodes of a residual branch: those computed from `input` (not its producer) that `branch` depends on. */

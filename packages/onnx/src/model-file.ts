@@ -206,6 +206,7 @@ export function writeModel(proto: ModelProto, path: string, options: WriteOption
   const written: string[] = [];
   // Tensors are written into a copy of the initializer list so that the caller's model is left as it was.
   const saved = tensors.map((t) => make.tensor({ ...t }));
+  mkdirSync(dirname(path), { recursive: true });
   try {
     if (mode === 'reference') referenceExternalData(saved, dirname(path));
     let fd: number | undefined;

@@ -1,4 +1,4 @@
-import type { GraphIndex } from './graph-index.ts';
+import { closure, type GraphIndex } from './graph-index.ts';
 import type { NodeProto } from './proto.ts';
 
 /** Ops whose output carries only the shape of their input, not its values. */
@@ -24,36 +24,15 @@ export class ValueFlow {
 
   /** Every tensor whose value is computed from `name` (itself included). */
   descendants(name: string): Set<string> {
-    const seen = new Set([name]);
-    const stack = [name];
-    while (stack.length > 0) {
-      for (const node of this.consumersOf(stack.pop()!)) {
-        for (const out of node.output) {
-          if (out && !seen.has(out)) {
-            seen.add(out);
-            stack.push(out);
-          }
-        }
-      }
-    }
-    return seen;
+    return closure(name, (t) => this.consumersOf(t).flatMap((node) => node.output));
   }
 
   /** Every tensor `name`'s value is computed from, within `within` when given (itself included). */
   ancestors(name: string, within?: Set<string>): Set<string> {
-    const seen = new Set([name]);
-    const stack = [name];
-    while (stack.length > 0) {
-      const node = this.index.producer.get(stack.pop()!);
-      if (!node) continue;
-      for (const input of this.inputsOf(node)) {
-        if (!seen.has(input) && (!within || within.has(input))) {
-          seen.add(input);
-          stack.push(input);
-        }
-      }
-    }
-    return seen;
+    return closure(name, (t) => {
+      const node = this.index.producer.get(t);
+      return node ? this.inputsOf(node).filter((input) => !within || within.has(input)) : [];
+    });
   }
 
   /**

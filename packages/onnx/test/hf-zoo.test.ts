@@ -19,6 +19,7 @@ import {
   unitsOf,
 } from '../src/index.ts';
 import {
+  batchFeeds,
   decodedLogits,
   EXPORTS,
   readReference,
@@ -166,25 +167,17 @@ test("the search graph's NLL for a mask is the NLL of the model pruned with that
             values.length,
             values[0]!.length,
           ]);
-        const feeds: Record<string, ort.Tensor> = {
-          [layout.inputIds]: int64(rows.map((x) => x.ids)),
-          [GATE_INPUT]: new ort.Tensor(
-            'float32',
-            Float32Array.from(rows.map((x) => x.mask).join(''), Number),
-            [rows.length, masks[0]!.length],
-          ),
-          [LABELS_INPUT]: int64(rows.map((x) => labels[x.r]!)),
-        };
-        if (layout.attentionMask)
-          feeds[layout.attentionMask] = int64(rows.map((x) => reference.attentionMask[x.r]!));
-        if (layout.positionIds) feeds[layout.positionIds] = int64(rows.map((x) => x.ids.map((_, t) => t)));
-        for (const input of layout.inputs.filter((i) => !(i.name in feeds))) {
-          const dims = input.shape.map((d, i) => (i === 0 ? rows.length : typeof d === 'number' ? d : 0));
-          feeds[input.name] =
-            input.elemType === DataType.FLOAT16
-              ? new ort.Tensor('float16', new Uint16Array(0), dims)
-              : new ort.Tensor('float32', new Float32Array(0), dims);
-        }
+        const feeds = batchFeeds(layout, {
+          ids: rows.map((x) => x.ids),
+          mask: rows.map((x) => reference.attentionMask[x.r]!),
+          positions: rows.map((x) => x.ids.map((_, t) => t)),
+        });
+        feeds[GATE_INPUT] = new ort.Tensor(
+          'float32',
+          Float32Array.from(rows.map((x) => x.mask).join(''), Number),
+          [rows.length, masks[0]!.length],
+        );
+        feeds[LABELS_INPUT] = int64(rows.map((x) => labels[x.r]!));
         const gated = (await search.run(feeds, ['evop_nll'])).evop_nll!.data as Float32Array;
         for (const [m, mask] of masks.entries()) {
           const pruned = pruneModel(proto, layout, mask, { granularity, sourceSha256: 'test' });

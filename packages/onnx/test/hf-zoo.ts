@@ -75,6 +75,18 @@ function pastFeeds(layout: DecoderLayout, rows: number): Record<string, ort.Tens
   return feeds;
 }
 
+/** A batch's feeds: ids, attention mask and positions where the export takes them, and the KV cache (empty). */
+export function batchFeeds(
+  layout: DecoderLayout,
+  batch: { ids: number[][]; mask: number[][]; positions: number[][] },
+  past = pastFeeds(layout, batch.ids.length),
+): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = { ...past, [layout.inputIds]: int64(batch.ids) };
+  if (layout.attentionMask) feeds[layout.attentionMask] = int64(batch.mask);
+  if (layout.positionIds) feeds[layout.positionIds] = int64(batch.positions);
+  return feeds;
+}
+
 export function session(model: ModelProto): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(encodeModel(model), { logSeverityLevel: 3, intraOpNumThreads: 1 });
 }
@@ -89,13 +101,10 @@ export async function referenceBatchLogits(
   reference: Pick<Reference, 'inputIds' | 'attentionMask'>,
 ): Promise<Float32Array> {
   const { inputIds, attentionMask } = reference;
-  const feeds: Record<string, ort.Tensor> = {
-    ...pastFeeds(layout, inputIds.length),
-    [layout.inputIds]: int64(inputIds),
-  };
-  if (layout.attentionMask) feeds[layout.attentionMask] = int64(attentionMask);
-  if (layout.positionIds) feeds[layout.positionIds] = int64(inputIds.map((row) => row.map((_, t) => t)));
-  const out = await sess.run(feeds, [layout.logits]);
+  const positions = inputIds.map((row) => row.map((_, t) => t));
+  const out = await sess.run(batchFeeds(layout, { ids: inputIds, mask: attentionMask, positions }), [
+    layout.logits,
+  ]);
   return asFloat32(out[layout.logits]!);
 }
 
@@ -115,14 +124,12 @@ export async function decodedLogits(
   const steps: Float32Array[] = [];
   let vocab = 0;
   for (let t = 0; t < T; t++) {
-    const feeds: Record<string, ort.Tensor> = {
-      ...past,
-      [layout.inputIds]: int64(inputIds.map((row) => [row[t]!])),
+    const step = {
+      ids: inputIds.map((row) => [row[t]!]),
+      mask: attentionMask.map((row) => row.slice(0, t + 1)),
+      positions: inputIds.map(() => [t]),
     };
-    if (layout.attentionMask)
-      feeds[layout.attentionMask] = int64(attentionMask.map((row) => row.slice(0, t + 1)));
-    if (layout.positionIds) feeds[layout.positionIds] = int64(inputIds.map(() => [t]));
-    const out = await sess.run(feeds);
+    const out = await sess.run(batchFeeds(layout, step, past));
     const logits = asFloat32(out[layout.logits]!);
     vocab = logits.length / B;
     steps.push(logits);

@@ -147,6 +147,8 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
   const evaluation = (await run('evaluation', async () => {
     stage(`final evaluation: ${heldOut.windows.count} held-out windows`);
     const results = await dense.evaluate(masks, heldOut.windows, { clusterOf: heldOut.clusters, signal });
+    // One model's weights in memory at a time: the dense model's sessions go before the pruned file's load.
+    await dense.unload();
     // The exported file's graphs are needed once: made in a folder of their own, removed after.
     mkdirSync(options.cacheDir, { recursive: true });
     const physicalDir = mkdtempSync(join(options.cacheDir, 'exported-'));
@@ -160,7 +162,7 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
         cacheDir: physicalDir,
       });
       [phys] = await physical.evaluate([physical.allKept], heldOut.windows, { signal });
-      physical.unload();
+      await physical.unload();
     } finally {
       rmSync(physicalDir, { recursive: true, force: true });
     }
@@ -210,8 +212,7 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
     });
   }
 
-  // One model's weights in memory at a time: the search graph's, then the dense model's, then the pruned one's.
-  dense.unload();
+  await dense.unload();
   const latency = await run(
     'latency',
     async () => {
@@ -219,7 +220,7 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
       const settings = { seqLen: Math.min(spec.seqLen, 128), decodeTokens: 32, warmup: 2, repeats: 5 };
       const timed = async (modelPath: string, modelLayout: DecoderLayout) => {
         const result = await measureLatency(pool, modelPath, modelLayout, settings);
-        pool.unload(modelPath);
+        await pool.unload(modelPath);
         return result;
       };
       return { dense: await timed(model.path, layout), pruned: await timed(path, exportedLayout) };

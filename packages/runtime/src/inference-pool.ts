@@ -143,14 +143,25 @@ export class InferencePool {
   }
 
   /**
-   * Models not needed for a while: each thread releases their sessions (and the memory they hold) before its next
-   * task. Using a model again loads it again.
+   * Models not needed for a while: every thread releases their sessions (and the memory they hold) now, so that
+   * the next model loads into the memory they held. Using a model again loads it again.
    */
-  unload(...modelPaths: string[]): void {
+  async unload(...modelPaths: string[]): Promise<void> {
     for (const path of modelPaths) {
       this.released.add(path);
       this.loaded.delete(path);
     }
+    const barrier = new SharedArrayBuffer(4);
+    await Promise.all(
+      Array.from({ length: this.threads }, () =>
+        this.piscina.run({
+          op: 'drop',
+          barrier,
+          threads: this.threads,
+          released: this.releasedList,
+        } satisfies ThreadTask),
+      ),
+    );
   }
 
   private get releasedList(): string[] {

@@ -14,7 +14,10 @@ import {
 import { fromOrt, toOrt, type WireFeeds } from './wire-tensor.ts';
 
 /** Every task names the models the pool released: their sessions (and memory) go before anything else runs. */
-export type ThreadTask = { released: string[] } & (
+export type ThreadTask = {
+  released: string[];
+} /** Every thread takes one: each waits on `barrier` until all have started, so no thread takes two. */ & (
+  | { op: 'drop'; barrier: SharedArrayBuffer; threads: number }
   | { op: 'load'; modelPath: string; settings: SessionSettings }
   | { op: 'run'; modelPath: string; settings: SessionSettings; feeds: WireFeeds; fetches: string[] }
   | {
@@ -79,6 +82,19 @@ function session(modelPath: string, settings: SessionSettings) {
 
 export default async function handle(task: ThreadTask): Promise<unknown> {
   dropSessions(task.released);
+  if (task.op === 'drop') {
+    const started = new Int32Array(task.barrier);
+    Atomics.add(started, 0, 1);
+    Atomics.notify(started, 0);
+    const deadline = Date.now() + 60_000;
+    for (
+      let n = Atomics.load(started, 0);
+      n < task.threads && Date.now() < deadline;
+      n = Atomics.load(started, 0)
+    )
+      Atomics.wait(started, 0, n, 1000);
+    return undefined;
+  }
   if (task.op === 'load') {
     // Errors lose their class crossing threads; a provider failure comes back as data for the pool to rethrow.
     const loaded = await session(task.modelPath, task.settings).catch((err: unknown) => {

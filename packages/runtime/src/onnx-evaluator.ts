@@ -19,6 +19,9 @@ import type { InferencePool } from './inference-pool.ts';
 import { checkLayout } from './layout-check.ts';
 import { float32, int64 } from './wire-tensor.ts';
 
+/** Float32 logits one run may hold: 2048 tokens of a 32,000-token vocabulary, 512 of 128,000. */
+const LOGITS_BYTES_PER_RUN = 256 * 2 ** 20;
+
 /** Summed NLL and predicted-token count; perplexity is exp(nllSum / count). */
 export interface NllSum {
   nllSum: number;
@@ -48,7 +51,7 @@ export interface OnnxEvaluatorOptions {
 
 /**
  * Turns an instrumented model into numbers. Rows = masks × windows are packed into runs of at most
- * `maxBatchTokens` tokens (grouped by mask) and spread over the pool's threads; per-row results are summed in
+ * `maxBatchTokens` tokens (fewer for large vocabularies; grouped by mask) and spread over the pool's threads; per-row results are summed in
  * float64 in window order, so the numbers do not depend on the batching.
  */
 export class OnnxEvaluator {
@@ -78,8 +81,8 @@ export class OnnxEvaluator {
   }
 
   /** Frees the memory of this evaluator's sessions; evaluating again loads them again. */
-  unload(): void {
-    this.options.pool.unload(this.searchPath, this.analysisPath);
+  unload(): Promise<void> {
+    return this.options.pool.unload(this.searchPath, this.analysisPath);
   }
 
   get layout(): DecoderLayout {
@@ -194,8 +197,13 @@ export class OnnxEvaluator {
     return result;
   }
 
+  /**
+   * Tokens per run: EVOP_MAX_BATCH_TOKENS, and fewer for a large vocabulary, whose [tokens, vocab] logits (and
+   * the loss's temporaries of that size) would dominate the memory of a run.
+   */
   private get maxBatchTokens(): number {
-    return this.options.pool.config.maxBatchTokens;
+    const byVocab = Math.floor(LOGITS_BYTES_PER_RUN / (4 * this.layout.vocabSize));
+    return Math.max(1, Math.min(this.options.pool.config.maxBatchTokens, byVocab));
   }
 
   private rowsPerRun(seqLen: number): number {
