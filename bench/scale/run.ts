@@ -155,13 +155,14 @@ try {
   const gib = (bytes: number) => (bytes / GiB).toFixed(2);
   process.stdout.write(
     `${shape}: ${gib(weights)} GiB of weights; ${machine().cores} cores\n${table(
-      ['stage', 'wall s', 'process', 'peak RSS MiB', 'written GiB'],
+      ['stage', 'wall s', 'process', 'peak RSS MiB', 'peak PSS MiB', 'written GiB'],
       rows.flatMap((r) =>
         Object.entries(r.processes).map(([name, p], i) => [
           i === 0 ? r.stage : '',
           i === 0 ? r.seconds.toFixed(1) : '',
           name,
           p.peakRssMiB.toFixed(0),
+          p.peakPssMiB.toFixed(0),
           gib(p.writtenBytes),
         ]),
       ),

@@ -19,7 +19,7 @@ export interface RuntimeConfig {
   /** `auto` tries CUDA and falls back to CPU with one warning; `cuda` refuses to start without it. */
   provider: 'auto' | 'cuda' | 'cpu';
   deviceId: number;
-  /** Worker threads in the evaluator pool, each with its own session (default: one per core on CPU). */
+  /** Worker threads in the evaluator pool, each with its own session (default 1). */
   evalThreads: number;
   /** onnxruntime intra-op threads per session (default: cores / evalThreads). */
   intraOpThreads: number;
@@ -36,7 +36,9 @@ export interface RuntimeConfig {
 export function runtimeConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
   const v = parseEnv(schema, env);
   const cores = availableParallelism();
-  const evalThreads = v.EVOP_EVAL_THREADS ?? (v.EVOP_PROVIDER === 'cpu' ? cores : 1);
+  // One session per model and all cores to onnxruntime: sessions in other threads map the weights again (RSS counts
+  // each mapping), and on a large model intra-op threads evaluate faster (bench/scale).
+  const evalThreads = v.EVOP_EVAL_THREADS ?? 1;
   return {
     provider: v.EVOP_PROVIDER,
     deviceId: v.EVOP_DEVICE_ID,

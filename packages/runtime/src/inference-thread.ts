@@ -48,8 +48,12 @@ export interface LoadResult {
 // A CUDA provider that fails to load is reported as a ProviderUnavailableError or one warning, not as native logs.
 ort.env.logLevel = 'fatal';
 
-/** Sessions kept per thread; the least recently used beyond this is released (each holds its own arena). */
-const MAX_SESSIONS = 4;
+/**
+ * Sessions kept per thread: one. Graphs of one model (search, analysis) map the same weights, and a file mapped
+ * twice is resident twice as far as the kernel's accounting goes; a model switch reloads, which without
+ * prepacking costs little (the weights stay in the page cache).
+ */
+const MAX_SESSIONS = 1;
 const sessions = new Map<string, Promise<{ session: ort.InferenceSession; provider: Provider }>>();
 const warnings: string[] = [];
 
