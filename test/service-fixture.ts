@@ -192,9 +192,13 @@ export function assertSameSearch(report: PruneReport, local: PruneReport): void 
   );
 }
 
-/** Waits for a job to end, asserts it succeeded, and returns its report. */
-export async function finishedReport(api: ServiceClient, id: string): Promise<PruneReport> {
-  const job = await api.waitFor(id, (j) => j.status === 'succeeded' || j.status === 'failed', 300_000);
+/** Waits (up to `timeoutMs`) for a job to end, asserts it succeeded, and returns its report. */
+export async function finishedReport(
+  api: ServiceClient,
+  id: string,
+  timeoutMs = 300_000,
+): Promise<PruneReport> {
+  const job = await api.waitFor(id, (j) => j.status === 'succeeded' || j.status === 'failed', timeoutMs);
   assert.equal(job.status, 'succeeded', String(job.error));
   return (await api.request('GET', `/v1/jobs/${id}/report.json`)).json as PruneReport;
 }

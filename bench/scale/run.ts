@@ -127,7 +127,7 @@ try {
           seqLen: 64,
         },
       });
-      await finishedReport(api, submitted.json.id as string);
+      await finishedReport(api, submitted.json.id as string, 3_600_000);
       return submitted.json.id as string;
     });
     await timed('download', async () => {
