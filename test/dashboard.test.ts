@@ -101,6 +101,8 @@ test('submit a job, watch the chart gain points while it runs, then see the fina
   await page.waitForSelector('#result');
   const methods = await page.$$eval('#result tr td:first-child', (cells) => cells.map((c) => c.textContent));
   assert.deepEqual(methods, ['dense', 'evop']);
+  // The finished page fetches the stored generations after it shows the result: wait for the heatmap.
+  await page.waitForSelector('#heat tr');
   const heatRows = await page.$$eval('#heat tr', (rows) => rows.length);
   assert.equal(heatRows, 10, 'one heatmap row per sub-block');
   assert.ok(Number(await page.getAttribute('#chart', 'data-points')) >= seen.at(-1)!);

@@ -67,8 +67,9 @@ export async function startService(workers: number, env: NodeJS.ProcessEnv = {})
       ...RUNTIME,
       EVOP_COORDINATOR_LOCK_MS: '3000',
       EVOP_WORKER_LOCK_MS: '3000',
+      EVOP_SHUTDOWN_MS: '20000',
       HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
+      LOG_LEVEL: process.env.EVOP_TEST_LOG_LEVEL ?? 'warn',
       ...env,
     },
     onLine: () => {},
@@ -82,7 +83,14 @@ export async function startService(workers: number, env: NodeJS.ProcessEnv = {})
     killed,
     client: async (tenant) => new ServiceClient(stack.apiUrl, (await createApiKey(db.db, tenant)).key),
     async close() {
-      await stack.stop();
+      // A process that does not exit on SIGTERM fails the file within 90 s, named with its last log lines,
+      // instead of holding the suite until its timeout.
+      const stopped = stack.stop().then(() => true);
+      const inTime = await Promise.race([stopped, new Promise<false>((r) => setTimeout(r, 90_000, false))]);
+      const hung = inTime
+        ? []
+        : stack.processes.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
+      for (const p of hung) p.child.kill('SIGKILL');
       const codes = await Promise.all(
         stack.processes.filter((p) => !killed.has(p.name)).map((p) => p.exited),
       );
@@ -99,6 +107,11 @@ export async function startService(workers: number, env: NodeJS.ProcessEnv = {})
       await redis.quit();
       await db.drop();
       rmSync(dir, { recursive: true, force: true });
+      assert.deepEqual(
+        hung.map((p) => `${p.name}:\n${p.tail.join('\n')}`),
+        [],
+        'every process exited within 90 s of SIGTERM',
+      );
       assert.deepEqual(
         codes,
         codes.map(() => 0),

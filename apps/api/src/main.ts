@@ -1,9 +1,9 @@
 /**
  * The API process (fastify on PORT, default 3000). Environment: .env.example (DATABASE_URL, REDIS_URL,
  * EVOP_ARTIFACT_DIR, EVOP_SERVICE_TOKEN, EVOP_QUEUE_PREFIX, EVOP_MAX_UPLOAD_BYTES, EVOP_RATE_LIMIT, PORT, HOST).
- * SIGTERM / SIGINT stop accepting requests, finish those in flight, and exit 0.
+ * SIGTERM / SIGINT stop accepting requests, finish those in flight (up to EVOP_SHUTDOWN_MS), and exit 0.
  */
-import { createLogger, serviceConfig } from '@evop/config';
+import { createLogger, serviceConfig, stopOnSignals } from '@evop/config';
 import { ArtifactStore } from '@evop/data';
 import { openDatabase } from '@evop/db';
 import { QUEUES, redisConnection } from '@evop/queue';
@@ -29,15 +29,9 @@ const app = await buildApp({
 const address = await app.listen({ port: config.port, host: config.host });
 process.stdout.write(`evop api listening on ${address}\n`);
 
-let stopping = false;
-const stop = async () => {
-  if (stopping) return;
-  stopping = true;
-  await app.close();
-  await pruneQueue.close();
-  await db.$disconnect();
-  await Promise.all([redis.quit(), subscriber.quit()]);
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+stopOnSignals(log, [
+  { name: 'finish requests in flight', run: () => app.close(), timeoutMs: config.shutdownMs },
+  { name: 'close the prune queue', run: () => pruneQueue.close() },
+  { name: 'disconnect PostgreSQL', run: () => db.$disconnect() },
+  { name: 'close Redis connections', run: () => Promise.all([redis.quit(), subscriber.quit()]) },
+]);

@@ -2,12 +2,12 @@
  * A coordinator process: takes `prune` jobs from BullMQ and runs each (calibration, search, finalize) with
  * tasks fanned out to workers; many jobs at once, each mostly waiting on its tasks. A job whose coordinator dies
  * is taken over by another when its lock expires. Cancellation arrives on a Redis channel and through the job's
- * flag in PostgreSQL. SIGTERM / SIGINT hand running jobs back to the queue and exit 0.
+ * flag in PostgreSQL. SIGTERM / SIGINT hand running jobs back to the queue (up to EVOP_SHUTDOWN_MS) and exit 0.
  * Environment: .env.example (DATABASE_URL, REDIS_URL, EVOP_API_URL, EVOP_SERVICE_TOKEN, EVOP_ARTIFACT_DIR,
  * EVOP_QUEUE_PREFIX, EVOP_COORDINATOR_CONCURRENCY, EVOP_COORDINATOR_LOCK_MS).
  */
 import { join } from 'node:path';
-import { createLogger, requireServiceToken, serviceConfig } from '@evop/config';
+import { createLogger, requireServiceToken, serviceConfig, stopOnSignals } from '@evop/config';
 import { ArtifactClient, ArtifactStore } from '@evop/data';
 import { openDatabase } from '@evop/db';
 import { channels, publishJobEvent, QUEUES, redisConnection } from '@evop/queue';
@@ -67,16 +67,22 @@ await worker.waitUntilReady();
 log.info('coordinator ready');
 process.stdout.write(`evop coordinator ready (pid ${process.pid})\n`);
 
-let stopping = false;
-const stop = async () => {
-  if (stopping) return;
-  stopping = true;
-  processor.shutdown();
-  await worker.close();
-  for (const { queue, events } of Object.values(queues)) await Promise.all([queue.close(), events.close()]);
-  await db.$disconnect();
-  await Promise.all([connection, subscriber, ...eventConnections].map((c) => c.quit()));
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+stopOnSignals(log, [
+  {
+    name: 'hand running jobs back',
+    run: async () => {
+      processor.shutdown();
+      await worker.close();
+    },
+    timeoutMs: config.shutdownMs,
+  },
+  ...Object.entries(queues).map(([name, { queue, events }]) => ({
+    name: `close ${name} queue`,
+    run: () => Promise.all([queue.close(), events.close()]),
+  })),
+  { name: 'disconnect PostgreSQL', run: () => db.$disconnect() },
+  {
+    name: 'close Redis connections',
+    run: () => Promise.all([connection, subscriber, ...eventConnections].map((c) => c.quit())),
+  },
+]);

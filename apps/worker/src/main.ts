@@ -2,12 +2,12 @@
  * A worker process: consumes `fitness`, `embed` and `export` tasks with onnxruntime in worker threads (the
  * evaluator pool), so that the event loop stays free to renew BullMQ's locks; fetches models and token windows
  * from the API into its artifact cache; heartbeats into the worker registry. SIGTERM / SIGINT finish the tasks in
- * hand, then exit 0. Environment: .env.example (REDIS_URL, EVOP_API_URL, EVOP_SERVICE_TOKEN, EVOP_ARTIFACT_DIR,
+ * hand (up to EVOP_SHUTDOWN_MS), then exit 0. Environment: .env.example (REDIS_URL, EVOP_API_URL, EVOP_SERVICE_TOKEN, EVOP_ARTIFACT_DIR,
  * EVOP_QUEUE_PREFIX, EVOP_WORKER_LOCK_MS, EVOP_* runtime).
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, requireServiceToken, serviceConfig } from '@evop/config';
+import { createLogger, requireServiceToken, serviceConfig, stopOnSignals } from '@evop/config';
 import { ArtifactClient, ArtifactStore } from '@evop/data';
 import {
   embedTask,
@@ -107,16 +107,16 @@ const timer = setInterval(beat, HEARTBEAT_MS);
 log.info({ threads: pool.threads }, 'worker ready');
 process.stdout.write(`evop worker ready (pid ${process.pid}, ${pool.threads} threads)\n`);
 
-let stopping = false;
-const stop = async () => {
-  if (stopping) return;
-  stopping = true;
-  clearInterval(timer);
-  await Promise.all(workers.map((w) => w.close())); // waits for the tasks in hand
-  await unregister(connection, config.queuePrefix, id);
-  await pool.close();
-  await connection.quit();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+stopOnSignals(log, [
+  {
+    name: 'finish the tasks in hand',
+    run: async () => {
+      clearInterval(timer);
+      await Promise.all(workers.map((w) => w.close()));
+    },
+    timeoutMs: config.shutdownMs,
+  },
+  { name: 'leave the worker registry', run: () => unregister(connection, config.queuePrefix, id) },
+  { name: 'close the evaluator pool', run: () => pool.close() },
+  { name: 'close the Redis connection', run: () => connection.quit() },
+]);

@@ -3,3 +3,4 @@ export { createLogger, type Logger } from './logger.ts';
 export { ConfigError } from './parse-env.ts';
 export { type RuntimeConfig, runtimeConfig } from './runtime-config.ts';
 export { requireServiceToken, type ServiceConfig, serviceConfig } from './service-config.ts';
+export { type ShutdownStep, stopOnSignals } from './shutdown.ts';

@@ -30,6 +30,7 @@ const schema = z.object({
     .positive()
     .default(64 * 1024 ** 3),
   EVOP_WORKER_MODELS: z.coerce.number().int().positive().default(2),
+  EVOP_SHUTDOWN_MS: z.coerce.number().int().positive().default(60_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -54,6 +55,11 @@ export interface ServiceConfig {
   workerCacheBytes: number;
   /** Models a worker keeps ready (files linked, graphs written); the least recently used beyond are removed. */
   workerModels: number;
+  /**
+   * On SIGTERM, how long a process waits for the work in hand (a worker's tasks, a coordinator's hand-back of its
+   * jobs, the API's requests in flight) before it exits anyway; what it held goes back to the queues.
+   */
+  shutdownMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -72,6 +78,7 @@ export function serviceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConf
     rateLimit: v.EVOP_RATE_LIMIT,
     workerCacheBytes: v.EVOP_WORKER_CACHE_BYTES,
     workerModels: v.EVOP_WORKER_MODELS,
+    shutdownMs: v.EVOP_SHUTDOWN_MS,
     logLevel: v.LOG_LEVEL,
   };
 }

@@ -121,7 +121,8 @@ export class ArtifactStore {
   put(bytes: Uint8Array): string {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const file = this.file(sha256);
-    if (!existsSync(file)) {
+    // A file of that name this process has not found intact may be a damaged copy: the new bytes replace it.
+    if (!this.unchanged(sha256)) {
       mkdirSync(join(this.dir, sha256.slice(0, 2)), { recursive: true });
       writeFileSync(`${file}.tmp-${process.pid}`, bytes);
       renameSync(`${file}.tmp-${process.pid}`, file);
@@ -170,7 +171,7 @@ export class ArtifactStore {
   async putFile(path: string): Promise<{ sha256: string; bytes: number }> {
     const { sha256, bytes } = await hashFile(path);
     const file = this.file(sha256);
-    if (!this.has(sha256)) {
+    if (!this.unchanged(sha256)) {
       mkdirSync(join(this.dir, sha256.slice(0, 2)), { recursive: true });
       linkOrCopy(path, file);
     }

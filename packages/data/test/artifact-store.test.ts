@@ -37,6 +37,21 @@ test('artifacts are named by their sha256, stored once, and a corrupted copy is 
   assert.deepEqual(readdirSync(join(store.dir, sha.slice(0, 2))), []);
 });
 
+test('storing bytes again over a damaged copy left by an earlier process replaces it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'evop-artifacts-'));
+  const sha = new ArtifactStore(dir).put(Buffer.from('exported model'));
+  const source = join(dir, 'exported.onnx');
+  writeFileSync(source, 'exported model');
+  const stored = join(dir, sha.slice(0, 2), sha);
+  appendFileSync(stored, 'corrupt');
+  const restarted = new ArtifactStore(dir);
+  assert.equal((await restarted.putFile(source)).sha256, sha);
+  assert.equal(restarted.read(sha).toString(), 'exported model', 'putFile replaced the damaged copy');
+  appendFileSync(stored, 'corrupt');
+  assert.equal(new ArtifactStore(dir).put(Buffer.from('exported model')), sha);
+  assert.equal(new ArtifactStore(dir).read(sha).toString(), 'exported model', 'put replaced it');
+});
+
 test('files over 2 GiB are stored, verified and linked as streams; a changed file is hashed again', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'evop-artifacts-'));
   const store = new ArtifactStore(join(dir, 'store'));
