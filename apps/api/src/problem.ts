@@ -1,3 +1,4 @@
+import { UserError } from '@evop/config';
 import { isUnavailableError } from '@evop/db';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
@@ -76,6 +77,11 @@ export function problemHandler(app: FastifyInstance): void {
     } else if (error.code && CLIENT_ERRORS[error.code]) {
       status = error.statusCode && error.statusCode < 500 ? error.statusCode : 400;
       title = CLIENT_ERRORS[error.code]!;
+      detail = error.message;
+    } else if (error instanceof UserError) {
+      // Input no route mapped to a field of its own: still the client's to fix, and its message says what.
+      status = 422;
+      title = 'Unprocessable Content';
       detail = error.message;
     } else if (isUnavailableError(error)) {
       status = 503;

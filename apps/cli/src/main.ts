@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { CliError, isUserError, userMessage } from './cli-error.ts';
+import { UserError } from '@evop/config';
+import { CliError, userMessage } from './cli-error.ts';
 import { admin } from './commands/admin.ts';
 import { apply } from './commands/apply.ts';
 import { evaluate } from './commands/evaluate.ts';
@@ -79,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'admin') return await admin(positionals, values);
     throw new CliError(`unknown command '${command}'; use prune, apply, inspect, eval, stack or admin`);
   } catch (err) {
-    if (isUserError(err)) {
+    if (err instanceof UserError) {
       process.stderr.write(`evop: ${userMessage(err)}\n`);
       return 2;
     }

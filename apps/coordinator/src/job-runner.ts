@@ -9,6 +9,7 @@ import {
   assembleReport,
   type Calibration,
   calibrate,
+  PipelineError,
   planSearch,
   poolWindows,
   runSearches,
@@ -126,7 +127,10 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
     })());
   const calibration = calibrationRow.set as unknown as Calibration;
   if (calibration.poolSha256 !== pool.sha256)
-    throw new Error('the dataset no longer gives the windows this job was calibrated on');
+    throw new PipelineError(
+      'datasetId',
+      'the dataset no longer gives the windows this job was calibrated on',
+    );
   const influence = JSON.parse(calibrationRow.influence) as number[];
   log.info({ job: jobId, clusters: calibration.clusterSizes }, 'calibrated');
 

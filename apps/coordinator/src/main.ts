@@ -16,7 +16,6 @@ import type { TaskQueues } from './job-runner.ts';
 import { type PruneJobData, PruneProcessor } from './prune-processor.ts';
 
 const config = serviceConfig();
-const lockMs = Number(process.env.EVOP_COORDINATOR_LOCK_MS ?? 30_000);
 const log = createLogger('coordinator', config.logLevel);
 const db = openDatabase(config.databaseUrl);
 const connection = redisConnection(config.redisUrl);
@@ -49,17 +48,17 @@ const processor = new PruneProcessor({
   publish: (jobId, event) => publishJobEvent(connection, config.queuePrefix, jobId, event),
   log,
   workDir: join(config.artifactDir, '..', 'coordinator'),
-  masksPerTask: Number(process.env.EVOP_MASKS_PER_TASK ?? 8),
+  masksPerTask: config.masksPerTask,
 });
 await subscriber.subscribe(channels.cancel(config.queuePrefix));
 subscriber.on('message', (_channel, jobId: string) => processor.cancel(jobId));
 
 const worker = new Worker<PruneJobData>(QUEUES.prune, processor.process, {
   ...opts,
-  concurrency: Number(process.env.EVOP_COORDINATOR_CONCURRENCY ?? 8),
+  concurrency: config.coordinatorConcurrency,
   // A coordinator that dies loses its jobs' locks this long after; another then takes them over.
-  lockDuration: lockMs,
-  stalledInterval: lockMs,
+  lockDuration: config.coordinatorLockMs,
+  stalledInterval: config.coordinatorLockMs,
   maxStalledCount: 100,
 });
 worker.on('error', (err) => log.error({ err }, 'prune worker error'));

@@ -1,22 +1,8 @@
-import { SearchOptionError } from '@evop/core';
-import { ArtifactError, CorpusError, TokenizerFileError } from '@evop/data';
+import { UserError } from '@evop/config';
 import { isUnavailableError } from '@evop/db';
-import { MaskError, ModelError } from '@evop/onnx';
-import { PipelineError } from '@evop/pipeline';
 import { isFinished } from '@evop/queue';
 import { DelayedError, type Job } from 'bullmq';
 import { CancelRequested, type JobRunnerDeps, runJob } from './job-runner.ts';
-
-/** Errors that are the job's input being wrong: reported as they are, never retried. */
-const INPUT_ERRORS = [
-  PipelineError,
-  SearchOptionError,
-  CorpusError,
-  TokenizerFileError,
-  ModelError,
-  MaskError,
-  ArtifactError,
-];
 
 /** How long a job waits for PostgreSQL or Redis to come back before it fails. */
 const OUTAGE_LIMIT_MS = 10 * 60_000;
@@ -73,7 +59,8 @@ export class PruneProcessor {
         return;
       }
       const message = (err as Error).message;
-      if (!INPUT_ERRORS.some((type) => err instanceof type)) jobLog.error({ err }, 'job failed');
+      // The job's input being wrong is the user's to fix: a warning, not a crash of evop.
+      if (!(err instanceof UserError)) jobLog.error({ err }, 'job failed');
       else jobLog.warn({ reason: message }, 'job failed on its input');
       await this.finish(jobId, 'failed', message);
     } finally {

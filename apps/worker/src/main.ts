@@ -29,7 +29,7 @@ import { WorkerStats } from './worker-stats.ts';
 
 const HEARTBEAT_MS = 5000;
 const config = serviceConfig();
-const id = process.env.EVOP_WORKER_ID ?? `${hostname()}-${process.pid}`;
+const id = config.workerId ?? `${hostname()}-${process.pid}`;
 const log = createLogger('worker', config.logLevel).child({ worker: id });
 const client = new ArtifactClient({
   store: new ArtifactStore(config.artifactDir, { maxBytes: config.workerCacheBytes }),
@@ -43,8 +43,7 @@ const windows = new WindowSets(client);
 const stats = new WorkerStats();
 const connection = redisConnection(config.redisUrl);
 // A worker that dies loses its tasks' locks this long after; they are then retried by another worker.
-const lockMs = Number(process.env.EVOP_WORKER_LOCK_MS ?? 60_000);
-const options = { connection, prefix: config.queuePrefix, lockDuration: lockMs };
+const options = { connection, prefix: config.queuePrefix, lockDuration: config.workerLockMs };
 
 const fitness = fitnessProcessor(models, windows);
 const embed = embedProcessor(models, windows);

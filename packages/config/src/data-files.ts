@@ -2,9 +2,10 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { UserError } from './user-error.ts';
 
 /** Thrown when a model or data file is in none of the places the resolver searches. */
-export class DataFileNotFoundError extends Error {
+export class DataFileNotFoundError extends UserError {
   override readonly name = 'DataFileNotFoundError';
   constructor(
     readonly file: string,

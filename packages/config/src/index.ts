@@ -4,3 +4,4 @@ export { ConfigError } from './parse-env.ts';
 export { type RuntimeConfig, runtimeConfig } from './runtime-config.ts';
 export { requireServiceToken, type ServiceConfig, serviceConfig } from './service-config.ts';
 export { type ShutdownStep, stopOnSignals } from './shutdown.ts';
+export { UserError } from './user-error.ts';

@@ -1,7 +1,8 @@
 import type { z } from 'zod';
+import { UserError } from './user-error.ts';
 
 /** An environment variable with a value evop cannot use; names the variable and what it accepts. */
-export class ConfigError extends Error {
+export class ConfigError extends UserError {
   override readonly name = 'ConfigError';
 }
 

@@ -30,6 +30,11 @@ const schema = z.object({
     .positive()
     .default(64 * 1024 ** 3),
   EVOP_WORKER_MODELS: z.coerce.number().int().positive().default(2),
+  EVOP_COORDINATOR_CONCURRENCY: z.coerce.number().int().positive().default(8),
+  EVOP_COORDINATOR_LOCK_MS: z.coerce.number().int().positive().default(30_000),
+  EVOP_MASKS_PER_TASK: z.coerce.number().int().positive().default(8),
+  EVOP_WORKER_ID: z.string().min(1).optional(),
+  EVOP_WORKER_LOCK_MS: z.coerce.number().int().positive().default(60_000),
   EVOP_SHUTDOWN_MS: z.coerce.number().int().positive().default(60_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -55,6 +60,16 @@ export interface ServiceConfig {
   workerCacheBytes: number;
   /** Models a worker keeps ready (files linked, graphs written); the least recently used beyond are removed. */
   workerModels: number;
+  /** Jobs one coordinator runs at once (each mostly waits on its tasks). */
+  coordinatorConcurrency: number;
+  /** A dead coordinator's jobs are taken over this long after it died. */
+  coordinatorLockMs: number;
+  /** Masks per fitness task. */
+  masksPerTask: number;
+  /** A worker's name in GET /v1/workers (default: host-pid). */
+  workerId: string | undefined;
+  /** A dead worker's tasks are retried this long after it died. */
+  workerLockMs: number;
   /**
    * On SIGTERM, how long a process waits for the work in hand (a worker's tasks, a coordinator's hand-back of its
    * jobs, the API's requests in flight) before it exits anyway; what it held goes back to the queues.
@@ -78,6 +93,11 @@ export function serviceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConf
     rateLimit: v.EVOP_RATE_LIMIT,
     workerCacheBytes: v.EVOP_WORKER_CACHE_BYTES,
     workerModels: v.EVOP_WORKER_MODELS,
+    coordinatorConcurrency: v.EVOP_COORDINATOR_CONCURRENCY,
+    coordinatorLockMs: v.EVOP_COORDINATOR_LOCK_MS,
+    masksPerTask: v.EVOP_MASKS_PER_TASK,
+    workerId: v.EVOP_WORKER_ID,
+    workerLockMs: v.EVOP_WORKER_LOCK_MS,
     shutdownMs: v.EVOP_SHUTDOWN_MS,
     logLevel: v.LOG_LEVEL,
   };

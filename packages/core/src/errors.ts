@@ -1,5 +1,6 @@
+import { UserError } from '@evop/config';
 /** A search option evop cannot use; names the option and why. */
-export class SearchOptionError extends Error {
+export class SearchOptionError extends UserError {
   override readonly name = 'SearchOptionError';
   constructor(
     readonly option: string,

@@ -16,6 +16,7 @@ import {
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { UserError } from '@evop/config';
 
 /** An artifact the store does not have, or whose bytes no longer match their sha256 (removed: fetch it again). */
 export class ArtifactError extends Error {
@@ -33,7 +34,7 @@ export class ArtifactError extends Error {
 const SHA256 = /^[0-9a-f]{64}$/;
 
 /** A stream longer than the limit it was given; nothing was stored. */
-export class ArtifactTooLargeError extends Error {
+export class ArtifactTooLargeError extends UserError {
   override readonly name = 'ArtifactTooLargeError';
   constructor(readonly limit: number) {
     super(`more than ${limit} bytes`);

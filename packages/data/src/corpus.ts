@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { UserError } from '@evop/config';
 
 /** A corpus file evop cannot read; names the file, and the line where the problem is when there is one. */
-export class CorpusError extends Error {
+export class CorpusError extends UserError {
   override readonly name = 'CorpusError';
 }
 

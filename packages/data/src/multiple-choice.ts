@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { UserError } from '@evop/config';
 import { type ParseError, parse, printParseErrorCode } from 'jsonc-parser';
 
 /** One scored choice: the log-likelihood of `continuation` given `context`, as lm-eval-harness scores it. */
@@ -15,7 +16,7 @@ export interface MultipleChoiceItem {
 }
 
 /** A task file evop cannot parse, naming the file and line. */
-export class TaskFileError extends Error {
+export class TaskFileError extends UserError {
   override readonly name = 'TaskFileError';
 }
 

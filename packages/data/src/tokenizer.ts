@@ -1,3 +1,4 @@
+import { UserError } from '@evop/config';
 /** The one interface every tokenizer offers, whatever file format it was read from. */
 export interface Tokenizer {
   readonly vocabSize: number;
@@ -11,7 +12,7 @@ export interface Tokenizer {
 }
 
 /** Thrown when a tokenizer file cannot be read; names the file and what is wrong with it. */
-export class TokenizerFileError extends Error {
+export class TokenizerFileError extends UserError {
   override readonly name = 'TokenizerFileError';
   constructor(
     readonly file: string,

@@ -1,3 +1,4 @@
+import { UserError } from '@evop/config';
 /** Why a model was refused; stable strings that API clients can branch on. */
 export type ModelErrorCode =
   | 'unreadable'
@@ -7,7 +8,7 @@ export type ModelErrorCode =
   | 'unsupported-format';
 
 /** A model file evop cannot use, with the reason in words a user can act on. */
-export class ModelError extends Error {
+export class ModelError extends UserError {
   override readonly name = 'ModelError';
   constructor(
     readonly code: ModelErrorCode,
@@ -18,6 +19,6 @@ export class ModelError extends Error {
 }
 
 /** A mask that does not fit the model's units or the requested target. */
-export class MaskError extends Error {
+export class MaskError extends UserError {
   override readonly name = 'MaskError';
 }

@@ -1,11 +1,12 @@
 import type { RuntimeConfig } from '@evop/config';
+import { UserError } from '@evop/config';
 import * as ort from 'onnxruntime-node';
 
 /** The provider a session was created on. */
 export type Provider = 'cuda' | 'cpu';
 
 /** `EVOP_PROVIDER=cuda` where onnxruntime's CUDA provider cannot load. */
-export class ProviderUnavailableError extends Error {
+export class ProviderUnavailableError extends UserError {
   override readonly name = 'ProviderUnavailableError';
 }
 

@@ -1,3 +1,4 @@
+import { UserError } from '@evop/config';
 import { DataType } from '@evop/onnx';
 import * as ort from 'onnxruntime-node';
 
@@ -45,6 +46,6 @@ export function floatZeros(dims: number[], elemType: number, name: string): Wire
 }
 
 /** A model input of a type evop cannot feed through onnxruntime-node. */
-export class UnsupportedInputError extends Error {
+export class UnsupportedInputError extends UserError {
   override readonly name = 'UnsupportedInputError';
 }
