@@ -78,3 +78,34 @@ test('PostgreSQL restarted mid-job: the API answers 503 meanwhile, then recovers
   assert.equal((await fetch(`${service.stack.apiUrl}/readyz`)).status, 200);
   await assertUndisturbed(service, report, 43);
 });
+
+test('Redis stopped between a job row and its enqueue: the submission answers 202, a retry completes it, the job runs', async () => {
+  await redis.stop();
+  const body = { ...ids, spec: { ...SMALL_SPEC, seed: 45 } };
+  const headers = { 'idempotency-key': 'outbox-45' };
+  const submitted = await api.request('POST', '/v1/jobs', body, headers);
+  assert.equal(submitted.status, 202, 'the job is stored although the queue is away');
+  const id = submitted.json.id as string;
+  const row = await service.db.db.job.findUniqueOrThrow({ where: { id } });
+  assert.equal(row.enqueuedAt, null, 'its enqueue is pending');
+  await redis.start();
+  const retried = await api.request('POST', '/v1/jobs', body, headers);
+  assert.equal(retried.json.id, id, 'the retry is the same job');
+  await assertUndisturbed(service, await finishedReport(api, id), 45);
+  assert.notEqual((await service.db.db.job.findUniqueOrThrow({ where: { id } })).enqueuedAt, null);
+});
+
+test('a job row whose enqueue never happened (the API died after the commit) is enqueued by a coordinator', async () => {
+  const earlier = await service.db.db.job.findFirstOrThrow({ where: { status: 'succeeded' } });
+  // The row exactly as the API commits it before enqueuing, and nothing on the queue.
+  const row = await service.db.db.job.create({
+    data: {
+      tenantId: earlier.tenantId,
+      modelId: earlier.modelId,
+      datasetId: earlier.datasetId,
+      spec: { ...(earlier.spec as object), seed: 47 },
+    },
+  });
+  assert.equal(row.enqueuedAt, null);
+  await assertUndisturbed(service, await finishedReport(api, row.id), 47);
+});

@@ -61,6 +61,18 @@ test('upload a model and a dataset; bad uploads are refused with problem+json na
   modelId = model.json.id;
   const detail = await api.request('GET', `/v1/models/${modelId}`);
   assert.equal(detail.json.units.sublayer.length, 10);
+  // A layout stored by an earlier discovery (here: another version, its blocks lost) is found again and kept.
+  const stored = (await service.db.db.model.findUniqueOrThrow({ where: { id: modelId } })).layout as {
+    version: number;
+    blocks: unknown[];
+  };
+  await service.db.db.model.update({
+    where: { id: modelId },
+    data: { layout: { ...stored, version: stored.version - 1, blocks: [] } },
+  });
+  const refreshed = await api.request('GET', `/v1/models/${modelId}`);
+  assert.deepEqual(refreshed.json.units, detail.json.units);
+  assert.deepEqual((await service.db.db.model.findUniqueOrThrow({ where: { id: modelId } })).layout, stored);
 
   const dataset = await api.upload('/v1/datasets', { name: 'tinystories' }, { file: [data.stories] });
   assert.equal(dataset.status, 201, JSON.stringify(dataset.json));

@@ -100,7 +100,14 @@ try {
   rmSync(pruneOut, { recursive: true, force: true });
 
   // The service: API, coordinator and 1 worker as processes of their own, watched throughout.
-  const service = await startService(1, { EVOP_EVAL_THREADS: '1', EVOP_INTRA_OP_THREADS: '2' });
+  // The service's default locks: the tests' 3 s locks (there to make takeovers quick) would take a worker that
+  // spends seconds writing GiB of pruned weights on its main thread for a dead one.
+  const service = await startService(1, {
+    EVOP_EVAL_THREADS: '1',
+    EVOP_INTRA_OP_THREADS: '2',
+    EVOP_WORKER_LOCK_MS: '60000',
+    EVOP_COORDINATOR_LOCK_MS: '30000',
+  });
   try {
     const watches = service.stack.processes.map((p) => ({ role: p.role, watch: watchProcess(p.child.pid!) }));
     const api = await service.client('scale');

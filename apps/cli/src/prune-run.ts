@@ -5,24 +5,20 @@ import { MemoryFitnessCache, type SearchCheckpoint } from '@evop/core';
 import { readCorpus } from '@evop/data';
 import { discoverLayers, maskFileOf } from '@evop/onnx';
 import {
-  assembleReport,
-  type Calibration,
   type CheckpointStore,
-  calibrate,
   finalize,
+  type PipelineBackend,
+  type PipelineStore,
   PrefixEvaluator,
   type PruneReport,
-  planSearch,
   poolWindows,
   renderReportHtml,
-  runSearches,
+  runPrunePipeline,
   type StageStore,
-  splitWindows,
-  summaryOf,
+  type StoredCalibration,
 } from '@evop/pipeline';
 import { InferencePool, OnnxEvaluator } from '@evop/runtime';
 import { readJson, writeJson } from './atomic-json.ts';
-import { CliError } from './cli-error.ts';
 import { loadModelSource } from './model-source.ts';
 import type { Progress } from './progress.ts';
 import type { PruneSpec } from './prune-spec.ts';
@@ -45,9 +41,9 @@ function checkpointFiles(dir: string): CheckpointStore {
 }
 
 /**
- * The whole method in one process: CCDS calibration, the search (and the peer strategies with --baselines, on
- * the same calibration windows and evaluator), the pruned export, and the final evaluation on held-out windows.
- * Every stage's result is kept in `out`, so `--resume` continues where a stopped run left off.
+ * The whole method in one process: the pipeline the service runs (calibration, the searches and their peers on
+ * one evaluator, finalize, report), with its model work in this process's evaluator pool and its state in `out`,
+ * so that `--resume` continues where a stopped run left off.
  */
 export async function runPrune(
   spec: PruneSpec,
@@ -55,20 +51,11 @@ export async function runPrune(
   progress: Progress,
   signal: AbortSignal,
 ): Promise<PruneReport> {
-  const started = Date.now();
-  const timings: Record<string, number> = {};
-  const time = async <T>(stage: string, fn: () => Promise<T> | T): Promise<T> => {
-    const t = Date.now();
-    const result = await fn();
-    timings[stage] = (Date.now() - t) / 1000;
-    return result;
-  };
   mkdirSync(join(out, 'checkpoints'), { recursive: true });
   const work = join(out, 'work');
   const cacheDir = join(work, 'cache');
   const source = loadModelSource(spec.model, spec.tokenizer, work);
   const layout = discoverLayers(source.model.proto);
-  const { units, space } = planSearch(layout, spec);
 
   const pool = new InferencePool({ config: runtimeConfig() });
   try {
@@ -84,74 +71,63 @@ export async function runPrune(
       source.tokenizer,
       spec,
     );
-
-    progress.stage(
-      `calibration: ${windows.count} windows of ${spec.seqLen} tokens, ${spec.sampling} sampling`,
-    );
     const calibrationFile = join(out, 'calibration.json');
-    const calibration =
-      readJson<Calibration>(calibrationFile) ??
-      (await time('calibration', async () => {
-        const states = spec.sampling === 'ccds' ? await dense.pooledStates(windows, signal) : undefined;
-        const saved = calibrate(spec, windows, states, layout.hiddenSize);
-        writeJson(calibrationFile, saved);
-        return saved;
-      }));
-    if (calibration.poolSha256 !== windows.sha256)
-      throw new CliError(`--resume: the data no longer gives the windows this run was calibrated on`);
-    const sets = splitWindows(windows, calibration);
-    const influence = (await time('influence', () => dense.unitCosines(sets.search.windows, signal))).map(
-      (c) => 1 - c,
-    );
-
-    const searches = await runSearches({
+    const backend: PipelineBackend = {
+      pooledStates: (pool, signal) => dense.pooledStates(pool, signal),
+      unitCosines: (search, signal) => dense.unitCosines(search.windows, signal),
+      search: async (search) => ({
+        evaluator: new PrefixEvaluator(dense, search.windows, search.clusters),
+        cache: new MemoryFitnessCache(),
+        checkpoints: checkpointFiles(join(out, 'checkpoints')),
+      }),
+      finalize: (stage) =>
+        finalize({
+          ...stage,
+          pool,
+          model: source.model,
+          layout,
+          tokenizer: source.tokenizer,
+          spec,
+          outDir: out,
+          cacheDir,
+          stages: stageFiles(join(out, 'stages')),
+          stage: (m) => progress.stage(m),
+        }),
+    };
+    const store: PipelineStore = {
+      loadCalibration: async () => {
+        const stored = readJson<Partial<StoredCalibration>>(calibrationFile);
+        // A run of an earlier evop kept no influence: its calibration is made again (the same, from the seed).
+        return stored?.calibration && stored.influence ? (stored as StoredCalibration) : undefined;
+      },
+      saveCalibration: async (stored) => writeJson(calibrationFile, stored),
+      // The search's answer is kept before anything else can fail.
+      saveSearched: async (searches) =>
+        writeJson(
+          join(out, 'mask.json'),
+          maskFileOf(source.model, layout, spec.granularity, searches[0]!.best.mask),
+        ),
+    };
+    const { report } = await runPrunePipeline({
       spec,
-      space,
-      evaluator: new PrefixEvaluator(dense, sets.search.windows, sets.search.clusters),
-      influence,
-      cache: new MemoryFitnessCache(),
-      checkpoints: checkpointFiles(join(out, 'checkpoints')),
+      layout,
+      pool: windows,
+      backend,
+      store,
       progress,
       signal,
-    });
-
-    // The search's answer is kept before anything else can fail.
-    const best = searches[0]!.best.mask;
-    writeJson(join(out, 'mask.json'), maskFileOf(source.model, layout, spec.granularity, best));
-    const finalized = await finalize({
-      pool,
-      model: source.model,
-      layout,
-      tokenizer: source.tokenizer,
-      spec,
-      units,
-      space,
-      searches: searches.map(summaryOf),
-      heldOut: sets.heldOut,
-      outDir: out,
-      cacheDir,
-      stages: stageFiles(join(out, 'stages')),
-      signal,
-      stage: (m) => progress.stage(m),
-      timings,
-    });
-    const report = assembleReport({
-      spec,
-      bos: source.tokenizer.bosId !== undefined,
-      model: {
-        path: source.model.path,
-        sha256: source.model.sha256,
-        layers: layout.layers,
-        params: layout.totalParams,
-        units,
+      stage: async (stage) => {
+        if (stage === 'calibration')
+          progress.stage(
+            `calibration: ${windows.count} windows of ${spec.seqLen} tokens, ${spec.sampling} sampling`,
+          );
       },
-      poolWindows: windows.count,
-      calibration,
-      influence,
-      searches,
-      modelFile: 'model.onnx',
-      finalized,
-      timings: { ...timings, total: (Date.now() - started) / 1000 },
+      report: {
+        spec,
+        model: { path: source.model.path, sha256: source.model.sha256 },
+        bos: source.tokenizer.bosId !== undefined,
+        modelFile: 'model.onnx',
+      },
     });
     writeJson(join(out, 'report.json'), report);
     try {

@@ -2,22 +2,24 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from '@evop/config';
 import type { StrategyName } from '@evop/core';
-import { type ArtifactClient, loadTokenizer, readCorpus, tokenizerFiles } from '@evop/data';
+import {
+  type ArtifactClient,
+  loadTokenizer,
+  readCorpus,
+  type TokenWindows,
+  tokenizerFiles,
+} from '@evop/data';
 import { type Database, PostgresCheckpoints, PostgresFitnessCache } from '@evop/db';
 import type { DecoderLayout } from '@evop/onnx';
 import {
-  assembleReport,
   type Calibration,
-  calibrate,
-  PipelineError,
-  planSearch,
+  type PipelineBackend,
+  type PipelineStore,
   poolWindows,
-  runSearches,
+  runPrunePipeline,
   type SearchSpec,
-  splitWindows,
   strategiesOf,
-  summaryOf,
-} from '@evop/pipeline';
+} from '@evop/pipeline/control';
 import {
   embedResult,
   exportResult,
@@ -50,10 +52,10 @@ const SEARCH_END = 0.9;
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /**
- * One pruning job, start to end, with the pipeline `evop prune` runs: calibration through `embed` tasks, the
- * searches through `fitness` tasks and the shared PostgreSQL fitness cache with a checkpoint per generation,
- * finalize through an `export` task. Every stage's result is in PostgreSQL before the next starts, so a job
- * taken over by another coordinator continues where this one stopped.
+ * One pruning job, start to end: the pipeline `evop prune` runs (packages/pipeline `runPrunePipeline`), with
+ * calibration through `embed` tasks, the searches through `fitness` tasks and the shared PostgreSQL fitness cache
+ * with a checkpoint per generation, finalize through an `export` task. Every stage's result is in PostgreSQL
+ * before the next starts, so a job taken over by another coordinator continues where this one stopped.
  */
 export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSignal): Promise<void> {
   const { db, artifacts, queues, log } = deps;
@@ -72,10 +74,8 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
     });
     await deps.publish(jobId, { type: 'status', status: 'running', stage, progress });
   };
-  const { units, space } = planSearch(layout, spec);
   const taskBase = { jobId, modelSha256: model.manifestSha256, granularity: spec.granularity };
 
-  await status('calibration', 0);
   const tokenizer = loadTokenizer(
     await artifacts.linked(
       tokenizerFiles(model.tokenizerName, model.tokenizerSha256, model.tokenizerConfigSha256),
@@ -87,145 +87,146 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
     join(deps.workDir, 'datasets', job.dataset.sha256),
   );
   const pool = poolWindows([readCorpus(corpus)], tokenizer, spec);
-  const calibrationRow =
-    (await db.calibration.findUnique({ where: { jobId } })) ??
-    (await (async () => {
-      const poolSha256 = await artifacts.upload(pool.serialize());
-      const states =
-        spec.sampling === 'ccds'
-          ? Float32Array.from(
-              await runTask(
-                queues.embed.queue,
-                queues.embed.events,
-                { ...taskBase, windowsSha256: poolSha256, kind: 'pooled' as const },
-                { result: embedResult, signal },
-              ),
-            )
-          : undefined;
-      const set = calibrate(spec, pool, states, layout.hiddenSize);
-      const sets = splitWindows(pool, set);
-      const upload = (value: unknown) => artifacts.upload(Buffer.from(JSON.stringify(value)));
-      const searchSha256 = await artifacts.upload(sets.search.windows.serialize());
-      const cosines = await runTask(
-        queues.embed.queue,
-        queues.embed.events,
-        { ...taskBase, windowsSha256: searchSha256, kind: 'cosines' as const },
-        { result: embedResult, signal },
+
+  // Windows and clusters travel to workers as artifacts (content-addressed: uploading again is a no-op).
+  const uploaded = new Map<string, Promise<string>>();
+  const artifactOf = (key: string, bytes: () => Uint8Array) => {
+    if (!uploaded.has(key)) uploaded.set(key, artifacts.upload(bytes()));
+    return uploaded.get(key)!;
+  };
+  const windowsArtifact = (w: TokenWindows) => artifactOf(`windows:${w.sha256}`, () => w.serialize());
+  const jsonArtifact = (value: unknown) => {
+    const text = JSON.stringify(value);
+    return artifactOf(`json:${sha256(text)}`, () => Buffer.from(text));
+  };
+  const embed = async (windows: TokenWindows, kind: 'pooled' | 'cosines') =>
+    runTask(
+      queues.embed.queue,
+      queues.embed.events,
+      { ...taskBase, windowsSha256: await windowsArtifact(windows), kind },
+      { result: embedResult, signal },
+    );
+
+  const strategies = strategiesOf(spec);
+  const totals = new Map<string, number>();
+  let exportedManifest = ''; // the pruned model's manifest, as the export task reports it
+  const backend: PipelineBackend = {
+    pooledStates: async (windows) => Float32Array.from(await embed(windows, 'pooled')),
+    unitCosines: (search) => embed(search.windows, 'cosines'),
+    search: async (search) => {
+      const windowsSha256 = await windowsArtifact(search.windows);
+      const clustersSha256 = await jsonArtifact(search.clusters);
+      const cache = new PostgresFitnessCache(
+        db,
+        model.manifestSha256,
+        sha256(`${windowsSha256}:${clustersSha256}`),
+        { deferWrites: true },
       );
-      return db.calibration.create({
+      const checkpoints = new PostgresCheckpoints(db, jobId, {
+        cache,
+        onSaved: async (tx, strategy, record) => {
+          const done =
+            strategies.indexOf(strategy as StrategyName) +
+            Math.min(1, record.spent / (totals.get(strategy) ?? 1));
+          const progress = CALIBRATION_END + ((SEARCH_END - CALIBRATION_END) * done) / strategies.length;
+          const current = await tx.job.update({
+            where: { id: jobId },
+            data: {
+              progress,
+              ...(strategy === spec.strategy && record.best ? { best: { strategy, ...record.best } } : {}),
+            },
+          });
+          if (current.cancelRequested) throw new CancelRequested();
+        },
+      });
+      return {
+        evaluator: new QueueEvaluator({
+          ...queues.fitness,
+          task: { ...taskBase, windowsSha256, clustersSha256 },
+          ...(deps.masksPerTask ? { masksPerTask: deps.masksPerTask } : {}),
+        }),
+        cache,
+        checkpoints: {
+          load: (strategy) => checkpoints.load(strategy),
+          save: async (strategy, checkpoint) => {
+            await checkpoints.save(strategy, checkpoint);
+            await deps.publish(jobId, { type: 'generation', strategy, record: checkpoint.history.at(-1)! });
+          },
+        },
+      };
+    },
+    finalize: async ({ searches, heldOut }) => {
+      const { modelManifestSha256, ...finalized } = await runTask(
+        queues.export.queue,
+        queues.export.events,
+        {
+          jobId,
+          modelSha256: model.manifestSha256,
+          tokenizerSha256: model.tokenizerSha256,
+          tokenizerName: model.tokenizerName,
+          ...(model.tokenizerConfigSha256 ? { tokenizerConfigSha256: model.tokenizerConfigSha256 } : {}),
+          spec,
+          heldOutSha256: await windowsArtifact(heldOut.windows),
+          heldOutClustersSha256: await jsonArtifact(heldOut.clusters),
+          searches,
+        },
+        { result: exportResult, signal },
+      );
+      exportedManifest = modelManifestSha256;
+      return { ...finalized, path: 'model.onnx' };
+    },
+  };
+  const store: PipelineStore = {
+    loadCalibration: async () => {
+      const row = await db.calibration.findUnique({ where: { jobId } });
+      return row
+        ? { calibration: row.set as unknown as Calibration, influence: JSON.parse(row.influence) as number[] }
+        : undefined;
+    },
+    saveCalibration: async ({ calibration, influence }, sets) => {
+      await db.calibration.create({
         data: {
           jobId,
-          poolSha256,
-          searchSha256,
-          searchClustersSha256: await upload(sets.search.clusters),
-          heldOutSha256: await artifacts.upload(sets.heldOut.windows.serialize()),
-          heldOutClustersSha256: await upload(sets.heldOut.clusters),
-          set: set as never,
-          influence: JSON.stringify(cosines.map((c) => 1 - c)),
+          poolSha256: await windowsArtifact(pool),
+          searchSha256: await windowsArtifact(sets.search.windows),
+          searchClustersSha256: await jsonArtifact(sets.search.clusters),
+          heldOutSha256: await windowsArtifact(sets.heldOut.windows),
+          heldOutClustersSha256: await jsonArtifact(sets.heldOut.clusters),
+          set: calibration as never,
+          influence: JSON.stringify(influence),
         },
       });
-    })());
-  const calibration = calibrationRow.set as unknown as Calibration;
-  if (calibration.poolSha256 !== pool.sha256)
-    throw new PipelineError(
-      'datasetId',
-      'the dataset no longer gives the windows this job was calibrated on',
-    );
-  const influence = JSON.parse(calibrationRow.influence) as number[];
-  log.info({ job: jobId, clusters: calibration.clusterSizes }, 'calibrated');
-
-  await status('search', CALIBRATION_END);
-  const strategies = strategiesOf(spec);
-  const evaluationSet = sha256(`${calibrationRow.searchSha256}:${calibrationRow.searchClustersSha256}`);
-  const totals = new Map<string, number>();
-  const cache = new PostgresFitnessCache(db, model.manifestSha256, evaluationSet, { deferWrites: true });
-  const checkpoints = new PostgresCheckpoints(db, jobId, {
-    cache,
-    onSaved: async (tx, strategy, record) => {
-      const done =
-        strategies.indexOf(strategy as StrategyName) +
-        Math.min(1, record.spent / (totals.get(strategy) ?? 1));
-      const progress = CALIBRATION_END + ((SEARCH_END - CALIBRATION_END) * done) / strategies.length;
-      const current = await tx.job.update({
-        where: { id: jobId },
-        data: {
-          progress,
-          ...(strategy === spec.strategy && record.best ? { best: { strategy, ...record.best } } : {}),
-        },
-      });
-      if (current.cancelRequested) throw new CancelRequested();
+      log.info({ job: jobId, clusters: calibration.clusterSizes }, 'calibrated');
     },
-  });
-  const searches = await runSearches({
+    saveSearched: async () => {}, // each generation's checkpoint holds the best so far
+  };
+  const { finalized, report } = await runPrunePipeline({
     spec,
-    space,
-    evaluator: new QueueEvaluator({
-      ...queues.fitness,
-      task: {
-        ...taskBase,
-        windowsSha256: calibrationRow.searchSha256,
-        clustersSha256: calibrationRow.searchClustersSha256,
-      },
-      ...(deps.masksPerTask ? { masksPerTask: deps.masksPerTask } : {}),
-    }),
-    influence,
-    cache,
-    checkpoints: {
-      load: (strategy) => checkpoints.load(strategy),
-      save: async (strategy, checkpoint) => {
-        await checkpoints.save(strategy, checkpoint);
-        await deps.publish(jobId, { type: 'generation', strategy, record: checkpoint.history.at(-1)! });
-      },
-    },
+    layout,
+    pool,
+    backend,
+    store,
     progress: {
       start: (strategy, total) => totals.set(strategy, total),
       generation: () => {},
       stop: () => {},
     },
+    stage: (stage) => status(stage, { calibration: 0, search: CALIBRATION_END, finalize: SEARCH_END }[stage]),
     signal,
-  });
-
-  await status('finalize', SEARCH_END);
-  const finalized = await runTask(
-    queues.export.queue,
-    queues.export.events,
-    {
-      jobId,
-      modelSha256: model.manifestSha256,
-      tokenizerSha256: model.tokenizerSha256,
-      tokenizerName: model.tokenizerName,
-      ...(model.tokenizerConfigSha256 ? { tokenizerConfigSha256: model.tokenizerConfigSha256 } : {}),
-      spec,
-      heldOutSha256: calibrationRow.heldOutSha256,
-      heldOutClustersSha256: calibrationRow.heldOutClustersSha256,
-      searches: searches.map(summaryOf),
+    startedAt: startedAt.getTime(),
+    report: {
+      spec: { ...spec, model: model.id, dataset: job.datasetId },
+      model: { path: model.name, sha256: model.sha256 },
+      bos: tokenizer.bosId !== undefined,
+      modelFile: 'model.onnx',
     },
-    { result: exportResult, signal },
-  );
-  const report = assembleReport({
-    spec: { ...spec, model: model.id, dataset: job.datasetId },
-    bos: tokenizer.bosId !== undefined,
-    model: {
-      path: model.name,
-      sha256: model.sha256,
-      layers: layout.layers,
-      params: layout.totalParams,
-      units,
-    },
-    poolWindows: pool.count,
-    calibration,
-    influence,
-    searches,
-    modelFile: 'model.onnx',
-    finalized: { ...finalized, path: 'model.onnx' },
-    timings: { total: (Date.now() - startedAt.getTime()) / 1000 },
   });
   await db.$transaction([
     db.result.create({
       data: {
         jobId,
         mask: finalized.mask,
-        modelManifestSha256: finalized.modelManifestSha256,
+        modelManifestSha256: exportedManifest,
         report: JSON.stringify(report),
       },
     }),

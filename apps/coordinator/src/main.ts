@@ -9,8 +9,8 @@
 import { join } from 'node:path';
 import { createLogger, requireServiceToken, serviceConfig, stopOnSignals } from '@evop/config';
 import { ArtifactClient, ArtifactStore } from '@evop/data';
-import { openDatabase } from '@evop/db';
-import { channels, publishJobEvent, QUEUES, redisConnection } from '@evop/queue';
+import { jobOutbox, openDatabase } from '@evop/db';
+import { channels, PruneOutbox, publishJobEvent, QUEUES, redisConnection } from '@evop/queue';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import type { TaskQueues } from './job-runner.ts';
 import { type PruneJobData, PruneProcessor } from './prune-processor.ts';
@@ -62,6 +62,16 @@ const worker = new Worker<PruneJobData>(QUEUES.prune, processor.process, {
   maxStalledCount: 100,
 });
 worker.on('error', (err) => log.error({ err }, 'prune worker error'));
+
+// Submissions whose enqueue did not happen (Redis away, the API gone between row and enqueue) are enqueued here.
+const pruneQueue = new Queue(QUEUES.prune, opts);
+const outbox = new PruneOutbox(pruneQueue, jobOutbox(db));
+const sweeper = setInterval(() => {
+  outbox
+    .sweep()
+    .then((n) => n > 0 && log.info({ jobs: n }, 'enqueued submissions left pending'))
+    .catch((err: Error) => log.warn({ reason: err.message }, 'outbox sweep failed; next one in 2 s'));
+}, 2000);
 await worker.waitUntilReady();
 log.info('coordinator ready');
 process.stdout.write(`evop coordinator ready (pid ${process.pid})\n`);
@@ -70,11 +80,13 @@ stopOnSignals(log, [
   {
     name: 'hand running jobs back',
     run: async () => {
+      clearInterval(sweeper);
       processor.shutdown();
       await worker.close();
     },
     timeoutMs: config.shutdownMs,
   },
+  { name: 'close the prune queue', run: () => pruneQueue.close() },
   ...Object.entries(queues).map(([name, { queue, events }]) => ({
     name: `close ${name} queue`,
     run: () => Promise.all([queue.close(), events.close()]),

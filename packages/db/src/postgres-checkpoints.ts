@@ -1,5 +1,5 @@
 import type { GenerationRecord, SearchCheckpoint, StrategyName, StrategyState } from '@evop/core';
-import type { CheckpointStore } from '@evop/pipeline';
+import type { CheckpointStore } from '@evop/pipeline/control';
 import type { Database, Transaction } from './database.ts';
 import type { PostgresFitnessCache } from './postgres-fitness-cache.ts';
 

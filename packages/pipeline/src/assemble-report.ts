@@ -1,5 +1,4 @@
 import type { Unit } from '@evop/onnx';
-import { onnxruntimeVersion } from '@evop/runtime';
 import type { Calibration } from './calibration.ts';
 import type { Finalized } from './finalize.ts';
 import type { PruneReport } from './report.ts';
@@ -72,7 +71,7 @@ export function assembleReport(parts: ReportParts): PruneReport {
     table: finalized.table,
     latency: finalized.latency,
     failed: finalized.failed,
-    versions: { evop: '0.1.0', node: process.version, onnxruntime: onnxruntimeVersion() },
+    versions: { evop: '0.1.0', node: process.version, onnxruntime: finalized.onnxruntime },
     timings: {
       ...Object.fromEntries(parts.searches.map((s) => [`search:${s.name}`, s.seconds])),
       ...parts.timings,

@@ -18,6 +18,7 @@ import {
   type MaskEvaluation,
   measureLatency,
   OnnxEvaluator,
+  onnxruntimeVersion,
   scoreMultipleChoice,
 } from '@evop/runtime';
 import type { ClusteredWindows } from './calibration.ts';
@@ -83,6 +84,8 @@ export interface Finalized {
   latency: { dense: LatencyResult; pruned: LatencyResult } | null;
   /** Zero-shot and latency stages that failed: named here, completed by a resumed run. */
   failed: StageFailure[];
+  /** The onnxruntime that measured these numbers (a worker's, in the service). */
+  onnxruntime: string;
 }
 
 /**
@@ -235,5 +238,6 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
     table,
     latency: latency ?? null,
     failed,
+    onnxruntime: onnxruntimeVersion(),
   };
 }

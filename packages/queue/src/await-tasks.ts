@@ -1,7 +1,8 @@
 import type { Job, QueueEvents } from 'bullmq';
 
 /**
- * The return values of tasks, in order. When `signal` aborts, the tasks still waiting are removed (so no worker
+ * The return values of tasks, in order; the first task that fails for good (its attempts spent) rejects with the
+ * worker's error. When `signal` aborts, the tasks still waiting are removed (so no worker
  * picks them up) and the promise rejects with the signal's reason; running ones finish unobserved.
  */
 export async function awaitTasks(
@@ -22,7 +23,14 @@ export async function awaitTasks(
   });
   try {
     return await Promise.race([
-      Promise.all(jobs.map((job) => job.waitUntilFinished(events, timeoutMs))),
+      Promise.all(
+        jobs.map((job) =>
+          job.waitUntilFinished(events, timeoutMs).catch((err: Error) => {
+            // The worker's own error, named with the kind of task that failed for good.
+            throw new Error(`${job.queueName} task failed: ${err.message}`);
+          }),
+        ),
+      ),
       aborted,
     ]);
   } finally {

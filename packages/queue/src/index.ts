@@ -10,6 +10,7 @@ export {
   type JobStatusEvent,
   publishJobEvent,
 } from './job-events.ts';
+export { type OutboxStore, PruneOutbox, type PruneOutboxOptions } from './prune-outbox.ts';
 export { QueueEvaluator, type QueueEvaluatorOptions } from './queue-evaluator.ts';
 export { type RunTaskOptions, runTask, taskId } from './run-task.ts';
 export { type TaskWorkerOptions, taskWorker } from './task-worker.ts';

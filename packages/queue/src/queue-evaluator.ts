@@ -1,7 +1,7 @@
 import type { Candidate, EvaluationResult, Evaluator } from '@evop/core';
 import type { Queue, QueueEvents } from 'bullmq';
 import { awaitTasks } from './await-tasks.ts';
-import { taskId } from './run-task.ts';
+import { taskOptions } from './run-task.ts';
 import { type FitnessTask, fitnessResult, QUEUES } from './tasks.ts';
 
 export interface QueueEvaluatorOptions {
@@ -39,12 +39,7 @@ export class QueueEvaluator implements Evaluator {
         return {
           name: QUEUES.fitness,
           data,
-          opts: {
-            jobId: taskId(task.jobId, data),
-            attempts,
-            backoff: { type: 'fixed', delay: 500 },
-            removeOnComplete: { age: 3600 },
-          },
+          opts: taskOptions(task.jobId, data, attempts),
         };
       }),
     );

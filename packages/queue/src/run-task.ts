@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Queue, QueueEvents } from 'bullmq';
+import type { JobsOptions, Queue, QueueEvents } from 'bullmq';
 import type { z } from 'zod';
 import { awaitTasks } from './await-tasks.ts';
 
@@ -9,6 +9,21 @@ import { awaitTasks } from './await-tasks.ts';
  */
 export function taskId(jobId: string, data: unknown): string {
   return `${jobId}-${createHash('sha256').update(JSON.stringify(data)).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * How every task is added: its content-derived id; on failure retried `attempts` times in all, 1 s, 2 s, 4 s…
+ * apart; its record removed when it has failed for good, so that the same task added again (after an outage, by
+ * a coordinator taking a job over) runs again instead of answering with the old failure.
+ */
+export function taskOptions(jobId: string, data: unknown, attempts = 3): JobsOptions {
+  return {
+    jobId: taskId(jobId, data),
+    attempts,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: 3600 },
+    removeOnFail: true,
+  };
 }
 
 export interface RunTaskOptions<R> {
@@ -28,12 +43,7 @@ export async function runTask<T extends { jobId: string }, R>(
   data: T,
   options: RunTaskOptions<R>,
 ): Promise<R> {
-  const job = await queue.add(queue.name, data, {
-    jobId: taskId(data.jobId, data),
-    attempts: options.attempts ?? 3,
-    backoff: { type: 'fixed', delay: 500 },
-    removeOnComplete: { age: 3600 },
-  });
+  const job = await queue.add(queue.name, data, taskOptions(data.jobId, data, options.attempts));
   const [value] = await awaitTasks([job], events, options.timeoutMs ?? 2 * 3600_000, options.signal);
   return options.result.parse(value);
 }

@@ -1,4 +1,4 @@
-import { type Finalized, searchSpecSchema } from '@evop/pipeline';
+import { type Finalized, searchSpecSchema } from '@evop/pipeline/control';
 import { z } from 'zod';
 
 /** Queue names (DESIGN.md "Queues and payloads"). */
@@ -85,6 +85,7 @@ const exportResultShape = z.object({
     })
     .nullable(),
   failed: z.array(z.object({ stage: z.string(), error: z.string() })),
+  onnxruntime: z.string(),
 });
 export const exportResult = z.custom<ExportResult>((v) => exportResultShape.safeParse(v).success, {
   message: 'not an export result',

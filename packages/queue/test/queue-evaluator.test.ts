@@ -151,3 +151,34 @@ test('a malformed task fails at once naming the field, without retries', async (
     assert.equal((await q.getJob(job.id!))!.attemptsMade, 1, 'not retried');
   });
 });
+
+test('a task that fails once is retried and succeeds; one that failed for good runs again when added again', async () => {
+  const attempts: string[] = [];
+  let failuresLeft = 1;
+  const process = async (task: FitnessTask) => {
+    attempts.push(task.masks.join());
+    if (failuresLeft-- > 0) throw new Error('worker lost its model file');
+    return task.masks.map((m) => fitnessOf(m, task.fidelity));
+  };
+  await withQueue('retry', process, async (q, ev) => {
+    const task = {
+      jobId: 'job3',
+      modelSha256: sha('f'),
+      windowsSha256: sha('0'),
+      granularity: 'layer',
+    } as const;
+    const candidates = [{ mask: '101111111111', fidelity: 1 }];
+    const expected = [fitnessOf(candidates[0]!.mask, 1)];
+    assert.deepEqual(await new QueueEvaluator({ queue: q, events: ev, task }).evaluate(candidates), expected);
+    assert.equal(attempts.length, 2, 'failed once, retried once');
+
+    // With one attempt, a failure is final: the search gets the worker's error, named with the task's kind.
+    const once = new QueueEvaluator({ queue: q, events: ev, task, attempts: 1 });
+    const other = [{ mask: '110111111111', fidelity: 1 }];
+    failuresLeft = 1;
+    await assert.rejects(once.evaluate(other), /^Error: fitness task failed: worker lost its model file$/);
+    // The same task added again (after an outage, by a coordinator taking the job over) runs again.
+    assert.deepEqual(await once.evaluate(other), [fitnessOf(other[0]!.mask, 1)]);
+    assert.equal(attempts.length, 4);
+  });
+});

@@ -1,6 +1,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { ArtifactError, ArtifactTooLargeError, parseManifest } from '@evop/data';
-import { type PruneReport, renderReportHtml } from '@evop/pipeline';
+import { type PruneReport, renderReportHtml } from '@evop/pipeline/control';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { recordArtifact } from '../artifact-records.ts';

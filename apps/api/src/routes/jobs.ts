@@ -1,11 +1,12 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { DecoderLayout } from '@evop/onnx';
-import { PipelineError, planSearch, searchSpecSchema } from '@evop/pipeline';
-import { channels, isFinished, JOB_STATUSES, publishJobEvent, QUEUES } from '@evop/queue';
+import { jobOutbox } from '@evop/db';
+import { PipelineError, planSearch, searchSpecSchema } from '@evop/pipeline/control';
+import { channels, isFinished, JOB_STATUSES, PruneOutbox, publishJobEvent } from '@evop/queue';
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps.ts';
+import { currentLayout } from '../model-layout.ts';
 import { ApiError, invalid, notFound } from '../problem.ts';
 import { idParams, jobView } from '../views.ts';
 
@@ -22,6 +23,15 @@ export const jobRoutes =
   (deps: ApiDeps): FastifyPluginAsyncZod =>
   async (app) => {
     const { db } = deps;
+    const outbox = new PruneOutbox(deps.pruneQueue, jobOutbox(db));
+    /** The job's enqueue, done now when Redis takes it in time, else left to the coordinators' sweeper. */
+    const enqueue = async (jobId: string) => {
+      if (!(await outbox.submit(jobId)))
+        deps.log.warn(
+          { job: jobId },
+          'the queue did not take the job in time; a coordinator will enqueue it',
+        );
+    };
     const ownJob = async (id: string, tenantId: string) => {
       const job = await db.job.findFirst({ where: { id, tenantId }, include: { result: true } });
       if (!job) throw notFound('job', id);
@@ -34,8 +44,9 @@ export const jobRoutes =
         schema: {
           summary: 'Submit a pruning job',
           description:
-            'Answers 202 with the job and its Location. The same `Idempotency-Key` with the same body returns the ' +
-            'same job; with another body, 409.',
+            'Answers 202 with the job and its Location once the job is stored; it is put on the queue then, or by a ' +
+            'coordinator when the queue is unreachable. The same `Idempotency-Key` with the same body returns the ' +
+            'same job (and completes its submission); with another body, 409.',
           tags: ['jobs'],
           body: createJob,
           headers: z.object({ 'idempotency-key': z.string().min(1).max(200).optional() }),
@@ -50,14 +61,19 @@ export const jobRoutes =
             where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: key } },
             include: { result: true },
           });
-          if (existing) return accepted(reply, sameRequest(existing, { modelId, datasetId, spec }));
+          if (existing) {
+            const job = sameRequest(existing, { modelId, datasetId, spec });
+            // A retry completes a submission whose enqueue did not happen.
+            if (job.status === 'queued' && job.enqueuedAt === null) await enqueue(job.id);
+            return accepted(reply, job);
+          }
         }
         const model = await db.model.findFirst({ where: { id: modelId, tenantId } });
         if (!model) throw invalid('modelId', `no model '${modelId}'`);
         const dataset = await db.dataset.findFirst({ where: { id: datasetId, tenantId } });
         if (!dataset) throw invalid('datasetId', `no dataset '${datasetId}'`);
         try {
-          planSearch(model.layout as unknown as DecoderLayout, spec);
+          planSearch(await currentLayout(deps, model), spec);
         } catch (err) {
           if (err instanceof PipelineError) throw invalid(`spec.${err.field}`, err.reason);
           throw err;
@@ -77,7 +93,7 @@ export const jobRoutes =
           });
           return accepted(reply, sameRequest(existing, { modelId, datasetId, spec }));
         }
-        await deps.pruneQueue.add(QUEUES.prune, { jobId: job.id }, { jobId: job.id, removeOnComplete: true });
+        await enqueue(job.id);
         return accepted(reply, job);
       },
     );

@@ -5,10 +5,11 @@ import {
   TOKENIZER_CONFIG,
   tokenizerFiles,
 } from '@evop/data';
-import { discoverLayers, ModelError, readModel, type Unit, unitsOf } from '@evop/onnx';
+import { type Unit, unitsOf } from '@evop/onnx';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { recordArtifact } from '../artifact-records.ts';
 import type { ApiDeps } from '../deps.ts';
+import { currentLayout, discoverStaged } from '../model-layout.ts';
 import { invalid, notFound } from '../problem.ts';
 import { receiveUpload, withStaging } from '../uploads.ts';
 import { idParams, modelView } from '../views.ts';
@@ -61,23 +62,7 @@ export const modelRoutes =
         if (new Set(manifest.files.map((f) => f.name)).size !== manifest.files.length)
           throw invalid('data', 'two files have the same name');
         return withStaging(deps.store, async (stage) => {
-          const path = stage(manifest.files);
-          let model: ReturnType<typeof readModel>;
-          try {
-            // Hashed on their way in: the model's identity follows without reading its weights again.
-            model = readModel(path, {
-              fileSha256: Object.fromEntries(manifest.files.map((f) => [f.name, f.sha256])),
-            });
-          } catch (err) {
-            throw invalid('model', `not a readable ONNX model (${(err as Error).message})`);
-          }
-          let layout: ReturnType<typeof discoverLayers>;
-          try {
-            layout = discoverLayers(model.proto);
-          } catch (err) {
-            if (err instanceof ModelError) throw invalid('model', err.message);
-            throw invalid('model', `not a decoder-only transformer (${(err as Error).message})`);
-          }
+          const { model, layout } = discoverStaged(stage(manifest.files), manifest.files, 'model');
           const tokenizerPath = stage(
             tokenizerFiles(tokenizerFile.filename, tokenizerFile.sha256, config?.sha256),
             'tokenizer',
@@ -131,10 +116,10 @@ export const modelRoutes =
           where: { id: request.params.id, tenantId: request.tenantId },
         });
         if (!row) throw notFound('model', request.params.id);
-        const layout = row.layout as never;
+        const layout = await currentLayout(deps, row, 'id');
         const view = (u: Unit) => ({ id: u.id, params: u.params, ...(u.module ? { module: u.module } : {}) });
         return {
-          ...modelView(row),
+          ...modelView({ ...row, layout: layout as never }),
           units: {
             layer: unitsOf(layout, 'layer').map(view),
             sublayer: unitsOf(layout, 'sublayer').map(view),

@@ -1,0 +1,47 @@
+/**
+ * What the control plane needs (the API, coordinators, the queue's task schemas): the spec, search planning,
+ * calibration, the search loop and report assembly. Nothing here loads onnxruntime; running models (`finalize`,
+ * `PrefixEvaluator`) is in the package's main entry, for `evop prune` and workers.
+ */
+export { assembleReport, type ReportParts } from './assemble-report.ts';
+export {
+  balancedOrder,
+  type Calibration,
+  type ClusteredWindows,
+  calibrate,
+  splitWindows,
+} from './calibration.ts';
+export type { Finalized, StageFailure } from './finalize.ts';
+export { PipelineError } from './pipeline-error.ts';
+export { poolSize, poolWindows } from './pool-windows.ts';
+export {
+  type FinalizeStage,
+  type PipelineBackend,
+  type PipelineStage,
+  type PipelineStore,
+  type PruneRun,
+  type PruneRunOptions,
+  runPrunePipeline,
+  type StoredCalibration,
+} from './prune-pipeline.ts';
+export {
+  latencyText,
+  type PruneReport,
+  type ReportRow,
+  renderReportHtml,
+  reportTable,
+  type TaskScore,
+  targetText,
+} from './report.ts';
+export { planSearch } from './search-space.ts';
+export { PEERS, type SearchSpec, searchSpecSchema, strategiesOf } from './search-spec.ts';
+export {
+  type CheckpointStore,
+  Interrupted,
+  type RunSearchesOptions,
+  runSearches,
+  type SearchProgress,
+  type SearchResult,
+  type SearchSummary,
+  summaryOf,
+} from './searches.ts';
