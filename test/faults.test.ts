@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { QUEUES, redisConnection } from '@evop/queue';
+import { Queue } from 'bullmq';
 import type { ServiceClient } from './service-client.ts';
 import {
   assertUndisturbed,
@@ -66,4 +68,42 @@ test('a corrupted cached artifact is refused by its sha256 and fetched again', a
   assert.ok(file, 'the model file had been cached');
   assert.equal(createHash('sha256').update(readFileSync(file)).digest('hex'), onnx);
   service.killed.delete(survivor.name);
+});
+
+test('a run superseded by a newer one stops without writing; the job then resumes from its checkpoint', async () => {
+  const submitted = await api.request('POST', '/v1/jobs', { ...ids, spec: { ...SMALL_SPEC, seed: 27 } });
+  const id = submitted.json.id as string;
+  const db = service.db.db;
+  let supersede: () => void = () => {};
+  const superseded = new Promise<void>((resolve) => {
+    supersede = resolve;
+  });
+  let started = false;
+  const streamed = api.events(`/v1/jobs/${id}/events`, (e) => {
+    if (e.event !== 'generation' || started) return;
+    started = true;
+    // What a newer run of the job writes as it starts (BullMQ starting a job again it took for stalled).
+    db.job.update({ where: { id }, data: { runToken: 'a-newer-run' } }).then(() => supersede());
+  });
+  await superseded;
+  // The old run stops at its next write; its BullMQ job then completes and goes.
+  const connection = redisConnection();
+  const queue = new Queue(QUEUES.prune, { connection, prefix: service.prefix });
+  try {
+    for (let i = 0; (await queue.getJob(id)) && i < 600; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await queue.getJob(id), undefined, 'the superseded run ended');
+  } finally {
+    await queue.close();
+    await connection.quit();
+  }
+  const row = await db.job.findUniqueOrThrow({ where: { id }, include: { result: true } });
+  assert.deepEqual(
+    { status: row.status, error: row.error, result: row.result, runToken: row.runToken },
+    { status: 'running', error: null, result: null, runToken: 'a-newer-run' },
+    'the superseded run wrote no status, error or result',
+  );
+  // The newer run, here started through the outbox, continues from the checkpoints to an undisturbed result.
+  await db.job.update({ where: { id }, data: { status: 'queued', enqueuedAt: null } });
+  await assertUndisturbed(service, await finishedReport(api, id), 27);
+  await streamed;
 });

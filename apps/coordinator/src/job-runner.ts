@@ -9,7 +9,7 @@ import {
   type TokenWindows,
   tokenizerFiles,
 } from '@evop/data';
-import { type Database, PostgresCheckpoints, PostgresFitnessCache } from '@evop/db';
+import { type Database, PostgresCheckpoints, PostgresFitnessCache, type Transaction } from '@evop/db';
 import type { DecoderLayout } from '@evop/onnx';
 import {
   type Calibration,
@@ -57,8 +57,21 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
  * with a checkpoint per generation, finalize through an `export` task. Every stage's result is in PostgreSQL
  * before the next starts, so a job taken over by another coordinator continues where this one stopped.
  */
-export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSignal): Promise<void> {
+export async function runJob(
+  jobId: string,
+  runToken: string,
+  deps: JobRunnerDeps,
+  signal: AbortSignal,
+): Promise<void> {
   const { db, artifacts, queues, log } = deps;
+  /** Writes the job's row only while this run holds the job: a superseded run stops without writing. */
+  const fenced = async (
+    tx: Transaction | Database,
+    data: Parameters<Database['job']['updateMany']>[0]['data'],
+  ) => {
+    const { count } = await tx.job.updateMany({ where: { id: jobId, runToken }, data });
+    if (count === 0) throw new SupersededRun();
+  };
   const job = await db.job.findUniqueOrThrow({
     where: { id: jobId },
     include: { model: true, dataset: true },
@@ -68,10 +81,7 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
   const layout = model.layout as unknown as DecoderLayout;
   const startedAt = job.startedAt ?? new Date(); // a resumed job keeps the start of its first run
   const status = async (stage: string, progress: number) => {
-    await db.job.update({
-      where: { id: jobId },
-      data: { status: 'running', stage, progress, startedAt },
-    });
+    await fenced(db, { status: 'running', stage, progress, startedAt });
     await deps.publish(jobId, { type: 'status', status: 'running', stage, progress });
   };
   const taskBase = { jobId, modelSha256: model.manifestSha256, granularity: spec.granularity };
@@ -129,13 +139,11 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
             strategies.indexOf(strategy as StrategyName) +
             Math.min(1, record.spent / (totals.get(strategy) ?? 1));
           const progress = CALIBRATION_END + ((SEARCH_END - CALIBRATION_END) * done) / strategies.length;
-          const current = await tx.job.update({
-            where: { id: jobId },
-            data: {
-              progress,
-              ...(strategy === spec.strategy && record.best ? { best: { strategy, ...record.best } } : {}),
-            },
+          await fenced(tx, {
+            progress,
+            ...(strategy === spec.strategy && record.best ? { best: { strategy, ...record.best } } : {}),
           });
+          const current = await tx.job.findUniqueOrThrow({ where: { id: jobId } });
           if (current.cancelRequested) throw new CancelRequested();
         },
       });
@@ -221,21 +229,26 @@ export async function runJob(jobId: string, deps: JobRunnerDeps, signal: AbortSi
       modelFile: 'model.onnx',
     },
   });
-  await db.$transaction([
-    db.result.create({
+  await db.$transaction(async (tx) => {
+    await fenced(tx, { status: 'succeeded', stage: null, progress: 1, finishedAt: new Date() });
+    await tx.result.create({
       data: {
         jobId,
         mask: finalized.mask,
         modelManifestSha256: exportedManifest,
         report: JSON.stringify(report),
       },
-    }),
-    db.job.update({
-      where: { id: jobId },
-      data: { status: 'succeeded', stage: null, progress: 1, finishedAt: new Date() },
-    }),
-  ]);
+    });
+  });
   await deps.publish(jobId, { type: 'status', status: 'succeeded', stage: null, progress: 1 });
+}
+
+/** A newer run of the job started (here or on another coordinator): this one stops and writes nothing more. */
+export class SupersededRun extends Error {
+  override readonly name = 'SupersededRun';
+  constructor() {
+    super('a newer run of this job took it over');
+  }
 }
 
 /** The job's cancel flag was found set while saving a checkpoint. */

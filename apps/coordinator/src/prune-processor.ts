@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { UserError } from '@evop/config';
 import { isUnavailableError } from '@evop/db';
 import { isFinished } from '@evop/queue';
 import { DelayedError, type Job } from 'bullmq';
-import { CancelRequested, type JobRunnerDeps, runJob } from './job-runner.ts';
+import { CancelRequested, type JobRunnerDeps, runJob, SupersededRun } from './job-runner.ts';
 
 /** How long a job waits for PostgreSQL or Redis to come back before it fails. */
 const OUTAGE_LIMIT_MS = 10 * 60_000;
@@ -38,15 +39,24 @@ export class PruneProcessor {
     const { jobId } = job.data;
     const row = await db.job.findUnique({ where: { id: jobId } });
     if (!row || isFinished(row.status)) return;
+    // A run that starts supersedes every other run of the job still going (BullMQ starts a job again when it
+    // takes it for stalled): only the newest one's token is on the row, and only it can write.
+    const runToken = randomUUID();
+    this.running.get(jobId)?.abort(new SupersededRun());
+    await db.job.update({ where: { id: jobId }, data: { runToken } });
     const controller = new AbortController();
     this.running.set(jobId, controller);
     const jobLog = log.child({ job: jobId });
     try {
       if (row.cancelRequested) throw new CancelRequested();
       jobLog.info({ attempt: job.attemptsMade, resumed: row.status === 'running' }, 'job started');
-      await this.runThroughOutages(jobId, controller.signal);
+      await this.runThroughOutages(jobId, runToken, controller.signal);
       jobLog.info('job succeeded');
     } catch (err) {
+      if (err instanceof SupersededRun || controller.signal.reason instanceof SupersededRun) {
+        jobLog.warn('a newer run of this job took it over; this run stops without writing');
+        return;
+      }
       if (this.shuttingDown && controller.signal.aborted) {
         jobLog.info('job handed back to the queue');
         await job.moveToDelayed(Date.now() + 500, token);
@@ -54,7 +64,7 @@ export class PruneProcessor {
       }
       const current = await db.job.findUnique({ where: { id: jobId } });
       if (err instanceof CancelRequested || current?.cancelRequested) {
-        await this.finish(jobId, 'cancelled', null);
+        await this.finish(jobId, runToken, 'cancelled', null);
         jobLog.info('job cancelled');
         return;
       }
@@ -62,9 +72,9 @@ export class PruneProcessor {
       // The job's input being wrong is the user's to fix: a warning, not a crash of evop.
       if (!(err instanceof UserError)) jobLog.error({ err }, 'job failed');
       else jobLog.warn({ reason: message }, 'job failed on its input');
-      await this.finish(jobId, 'failed', message);
+      await this.finish(jobId, runToken, 'failed', message);
     } finally {
-      this.running.delete(jobId);
+      if (this.running.get(jobId) === controller) this.running.delete(jobId);
     }
   };
 
@@ -72,11 +82,11 @@ export class PruneProcessor {
    * Runs the job; when PostgreSQL or Redis goes away it waits for them and runs it again, which continues from
    * the last checkpoint (an outage costs at most the generation in flight).
    */
-  private async runThroughOutages(jobId: string, signal: AbortSignal): Promise<void> {
+  private async runThroughOutages(jobId: string, runToken: string, signal: AbortSignal): Promise<void> {
     const deadline = Date.now() + OUTAGE_LIMIT_MS;
     for (;;) {
       try {
-        return await runJob(jobId, this.deps, signal);
+        return await runJob(jobId, runToken, this.deps, signal);
       } catch (err) {
         if (signal.aborted || !isUnavailableError(err) || Date.now() > deadline) throw err;
         this.deps.log.warn(
@@ -88,11 +98,19 @@ export class PruneProcessor {
     }
   }
 
-  private async finish(jobId: string, status: 'failed' | 'cancelled', error: string | null): Promise<void> {
-    const job = await this.deps.db.job.update({
-      where: { id: jobId },
+  /** Ends the job as failed or cancelled, unless a newer run holds it (then that run decides). */
+  private async finish(
+    jobId: string,
+    runToken: string,
+    status: 'failed' | 'cancelled',
+    error: string | null,
+  ): Promise<void> {
+    const { count } = await this.deps.db.job.updateMany({
+      where: { id: jobId, runToken },
       data: { status, error, stage: null, finishedAt: new Date() },
     });
+    if (count === 0) return;
+    const job = await this.deps.db.job.findUniqueOrThrow({ where: { id: jobId } });
     await this.deps.publish(jobId, { type: 'status', status, stage: null, progress: job.progress, error });
   }
 }
