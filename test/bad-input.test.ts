@@ -151,6 +151,12 @@ test('bad bodies, unknown ids and wrong content types are 4xx problem+json, neve
   assertProblem(await api.request('POST', `/v1/jobs/${zero}/cancel`), 404, /job/);
   assertProblem(await api.request('POST', '/v1/models', { name: 'x' }), 415, /multipart/);
   assertProblem(await api.request('GET', '/v1/jobs?limit=100000'), 400, /^querystring\.limit/);
+  // PostgreSQL refuses NUL in text: it must never reach it.
+  assertProblem(
+    await api.request('GET', `/v1/jobs/${zero}/generations?strategy=evop%00`),
+    400,
+    /^querystring\.strategy/,
+  );
 });
 
 test('bad uploads are refused naming the field, and leave no model or dataset behind', async () => {
@@ -178,6 +184,12 @@ test('bad uploads are refused naming the field, and leave no model or dataset be
     422,
     /^name: /,
   );
+  for (const name of ['a\u0000b', 'tab\there'])
+    for (const [route, files] of [
+      ['/v1/models', { model: [data.model], tokenizer: [data.tokenizer] }],
+      ['/v1/datasets', { file: [data.stories] }],
+    ] as const)
+      assertProblem(await api.upload(route, { name }, files), 422, /^name: control characters/);
   assertProblem(
     await api.upload('/v1/models', { name: 'x' }, { model: [data.model], tokenizer: [random] }),
     422,

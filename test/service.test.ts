@@ -358,11 +358,20 @@ test('bad job input is answered 4xx problem+json naming the field; keys and tena
   assert.equal((await fetch(`${stack.apiUrl}/readyz`)).status, 200);
   const succeeded = (await api.request('GET', '/v1/jobs?status=succeeded')).json.jobs.length;
   assert.ok(succeeded >= 3);
-  assert.ok(
-    (await (await fetch(`${stack.apiUrl}/metrics`)).text()).includes(
-      `evop_jobs{status="succeeded"} ${succeeded}`,
-    ),
-  );
+  // Metrics count every tenant's jobs: only the operator (the service token) reads them.
+  assert.equal((await fetch(`${stack.apiUrl}/metrics`)).status, 401);
+  assert.equal((await api.request('GET', '/metrics')).status, 401, 'an API key is not enough');
+  const metrics = await fetch(`${stack.apiUrl}/metrics`, {
+    headers: { authorization: `Bearer ${stack.serviceToken}` },
+  });
+  assert.ok((await metrics.text()).includes(`evop_jobs{status="succeeded"} ${succeeded}`));
+  // Workers are shared, the models they hold are not: another tenant sees none of ours.
+  const seen = (client: ServiceClient) =>
+    client
+      .request('GET', '/v1/workers')
+      .then((r) => (r.json.workers as { models: string[] }[]).flatMap((w) => w.models));
+  assert.ok((await seen(api)).length > 0, 'the owner sees its loaded models');
+  assert.deepEqual(await seen(other), []);
   const openapi = (await (await fetch(`${stack.apiUrl}/docs/json`)).json()) as {
     paths: Record<string, Record<string, unknown>>;
   };

@@ -7,6 +7,18 @@ import type { FastifyRequest } from 'fastify';
 import { recordArtifact } from './artifact-records.ts';
 import { ApiError, invalid } from './problem.ts';
 
+/**
+ * The `name` field of an upload: 1 to 200 characters, none of them control characters (PostgreSQL refuses NUL in
+ * text; the others would corrupt listings).
+ */
+export function uploadName(value: string | undefined): string {
+  const name = value?.trim();
+  if (!name || name.length > 200) throw invalid('name', 'required, 1 to 200 characters');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  if (/[\u0000-\u001f\u007f]/.test(name)) throw invalid('name', 'control characters are not allowed');
+  return name;
+}
+
 export interface UploadedFile {
   field: string;
   filename: string;

@@ -2,7 +2,7 @@ import { CorpusError, readCorpus } from '@evop/data';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
 import { invalid, notFound } from '../problem.ts';
-import { receiveUpload, withStaging } from '../uploads.ts';
+import { receiveUpload, uploadName, withStaging } from '../uploads.ts';
 import { datasetView, idParams } from '../views.ts';
 
 /** POST/GET /v1/datasets: a text corpus, checked on upload (documents counted). */
@@ -29,8 +29,7 @@ export const datasetRoutes =
           ['file'],
           deps.config.maxUploadBytes,
         );
-        const name = fields.name?.trim();
-        if (!name || name.length > 200) throw invalid('name', 'required, 1 to 200 characters');
+        const name = uploadName(fields.name);
         if (files.length !== 1) throw invalid('file', 'exactly one corpus file is required');
         const file = files[0]!;
         const format = fields.format ?? (file.filename.endsWith('.jsonl') ? 'jsonl' : 'text');

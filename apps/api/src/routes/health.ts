@@ -91,7 +91,11 @@ export const healthRoutes = (deps: ApiDeps): FastifyPluginAsyncZod => {
     );
     app.get(
       '/metrics',
-      { config: { auth: 'public' }, schema: { summary: 'Prometheus metrics', tags: ['health'], hide: true } },
+      // Every tenant's job counts: for the operator's Prometheus, which presents the service token.
+      {
+        config: { auth: 'service' },
+        schema: { summary: 'Prometheus metrics', tags: ['health'], hide: true },
+      },
       async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
     );
   };

@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
+import { STRATEGIES } from '@evop/core';
 import { jobOutbox } from '@evop/db';
 import { PipelineError, planSearch, searchSpecSchema } from '@evop/pipeline/control';
 import { channels, isFinished, JOB_STATUSES, PruneOutbox, publishJobEvent } from '@evop/queue';
@@ -161,7 +162,7 @@ export const jobRoutes =
           summary: "The job's search history, one record per generation and strategy",
           tags: ['jobs'],
           params: idParams,
-          querystring: z.object({ strategy: z.string().optional() }),
+          querystring: z.object({ strategy: z.enum(STRATEGIES).optional() }),
         },
       },
       async (request) => {

@@ -11,7 +11,7 @@ import { recordArtifact } from '../artifact-records.ts';
 import type { ApiDeps } from '../deps.ts';
 import { currentLayout, discoverStaged } from '../model-layout.ts';
 import { invalid, notFound } from '../problem.ts';
-import { receiveUpload, withStaging } from '../uploads.ts';
+import { receiveUpload, uploadName, withStaging } from '../uploads.ts';
 import { idParams, modelView } from '../views.ts';
 
 /** POST/GET /v1/models: a model is its .onnx file, its external-data files and its tokenizer. */
@@ -40,8 +40,7 @@ export const modelRoutes =
           ['model', 'data', 'tokenizer'],
           deps.config.maxUploadBytes,
         );
-        const name = fields.name?.trim();
-        if (!name || name.length > 200) throw invalid('name', 'required, 1 to 200 characters');
+        const name = uploadName(fields.name);
         const onnx = files.filter((f) => f.field === 'model');
         const tokenizer = files.filter((f) => f.field === 'tokenizer');
         if (onnx.length !== 1) throw invalid('model', 'exactly one .onnx file is required');
