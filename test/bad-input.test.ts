@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { resolveDataFile } from '@evop/config';
 import fc from 'fast-check';
 import type { ServiceClient } from './service-client.ts';
 import { data, type Service, startService, uploadFixtures } from './service-fixture.ts';
@@ -184,12 +185,44 @@ test('bad uploads are refused naming the field, and leave no model or dataset be
     422,
     /^name: /,
   );
+  // Bodies the multipart parser cannot read: no boundary, a body cut off in a file.
+  const raw = async (contentType: string, body: string) => {
+    const r = await fetch(`${service.stack.apiUrl}/v1/models`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${api.key}`, 'content-type': contentType },
+      body,
+    });
+    return { status: r.status, type: r.headers.get('content-type') ?? '', json: await r.json() };
+  };
+  assertProblem(await raw('multipart/form-data', 'abc'), 400, /^body: not a well-formed multipart/);
+  const cut =
+    '--B\r\ncontent-disposition: form-data; name="name"\r\n\r\nx\r\n--B\r\n' +
+    'content-disposition: form-data; name="model"; filename="model.onnx"\r\n\r\nabcdef';
+  assertProblem(await raw('multipart/form-data; boundary=B', cut), 400, /^body: not a well-formed multipart/);
+  // A data file named as the tokenizer's staging folder is: the two are staged apart (another tenant's upload,
+  // so that this test's own tenant keeps no model of its bad uploads).
+  const named = join(dir, 'tokenizer');
+  writeFileSync(named, 'not weights');
+  const other = await service.client('staging');
+  const files = { model: [data.model], data: [named], tokenizer: [data.tokenizer] };
+  assert.equal((await other.upload('/v1/models', { name: 'x' }, files)).status, 201);
+  const uploads: [string, Record<string, string[]>][] = [
+    ['/v1/models', { model: [data.model], tokenizer: [data.tokenizer] }],
+    ['/v1/datasets', { file: [data.stories] }],
+  ];
   for (const name of ['a\u0000b', 'tab\there'])
-    for (const [route, files] of [
-      ['/v1/models', { model: [data.model], tokenizer: [data.tokenizer] }],
-      ['/v1/datasets', { file: [data.stories] }],
-    ] as const)
+    for (const [route, files] of uploads)
       assertProblem(await api.upload(route, { name }, files), 422, /^name: control characters/);
+  // Another model's tokenizer: more tokens than the model's embedding has rows.
+  const bpe = JSON.parse(readFileSync(resolveDataFile('hf-zoo/tokenizer.json'), 'utf8'));
+  for (let id = 512; id < 600; id++) bpe.model.vocab[`extra${id}`] = id;
+  const wide = join(dir, 'tokenizer.json');
+  writeFileSync(wide, JSON.stringify(bpe));
+  assertProblem(
+    await api.upload('/v1/models', { name: 'x' }, { model: [data.model], tokenizer: [wide] }),
+    422,
+    /^tokenizer: has 600 tokens but the model's embedding has 512/,
+  );
   assertProblem(
     await api.upload('/v1/models', { name: 'x' }, { model: [data.model], tokenizer: [random] }),
     422,

@@ -43,36 +43,48 @@ export async function receiveUpload(
   const received: UploadedFile[] = [];
   const fields: Record<string, string> = {};
   let total = 0;
-  for await (const part of request.parts()) {
-    if (part.type === 'field') {
-      fields[part.fieldname] = String(part.value);
-      continue;
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'field') {
+        fields[part.fieldname] = String(part.value);
+        continue;
+      }
+      if (!files.includes(part.fieldname)) {
+        part.file.resume();
+        throw invalid(part.fieldname, `unexpected file field; send ${files.join(', ')}`);
+      }
+      if (!SAFE_FILE_NAME.test(part.filename)) {
+        part.file.resume();
+        throw invalid(part.fieldname, `file name '${part.filename}' is not a plain file name`);
+      }
+      try {
+        const { sha256, bytes } = await store.putStream(part.file, { maxBytes: maxBytes - total });
+        total += bytes;
+        await recordArtifact(db, sha256, part.fieldname, bytes);
+        received.push({ field: part.fieldname, filename: part.filename, sha256, bytes });
+      } catch (err) {
+        if (
+          err instanceof ArtifactTooLargeError ||
+          (err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE'
+        )
+          throw new ApiError(
+            413,
+            'Content Too Large',
+            `${part.fieldname}: the upload is over ${maxBytes} bytes`,
+          );
+        throw err;
+      }
     }
-    if (!files.includes(part.fieldname)) {
-      part.file.resume();
-      throw invalid(part.fieldname, `unexpected file field; send ${files.join(', ')}`);
-    }
-    if (!SAFE_FILE_NAME.test(part.filename)) {
-      part.file.resume();
-      throw invalid(part.fieldname, `file name '${part.filename}' is not a plain file name`);
-    }
-    try {
-      const { sha256, bytes } = await store.putStream(part.file, { maxBytes: maxBytes - total });
-      total += bytes;
-      await recordArtifact(db, sha256, part.fieldname, bytes);
-      received.push({ field: part.fieldname, filename: part.filename, sha256, bytes });
-    } catch (err) {
-      if (
-        err instanceof ArtifactTooLargeError ||
-        (err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE'
-      )
-        throw new ApiError(
-          413,
-          'Content Too Large',
-          `${part.fieldname}: the upload is over ${maxBytes} bytes`,
-        );
-      throw err;
-    }
+  } catch (err) {
+    // The multipart parser's own errors (no boundary, a body cut off, a broken part header) carry no code,
+    // where the file system's and the database's do: those are the client's body.
+    if (err instanceof Error && !(err instanceof ApiError) && !(err as { code?: string }).code)
+      throw new ApiError(
+        400,
+        'Bad Request',
+        `body: not a well-formed multipart/form-data body (${err.message})`,
+      );
+    throw err;
   }
   return { files: received, fields };
 }

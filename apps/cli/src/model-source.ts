@@ -1,11 +1,21 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadTokenizer, type Tokenizer } from '@evop/data';
-import { type LoadedModel, llama2cToOnnx, readLlama2cCheckpoint, readModel, writeModel } from '@evop/onnx';
+import {
+  type DecoderLayout,
+  discoverLayers,
+  type LoadedModel,
+  llama2cToOnnx,
+  readLlama2cCheckpoint,
+  readModel,
+  writeModel,
+} from '@evop/onnx';
+import { checkVocabulary } from '@evop/pipeline';
 import { CliError } from './cli-error.ts';
 
 export interface ModelSource {
   model: LoadedModel;
+  layout: DecoderLayout;
   tokenizer: Tokenizer;
   tokenizerPath: string;
 }
@@ -15,7 +25,7 @@ const TOKENIZER_NAMES = ['tokenizer.json', 'tokenizer.bin', 'tok512.bin'];
 
 /**
  * The model to prune: an ONNX export, or a llama2.c checkpoint (`.bin`) converted to ONNX into `workDir`.
- * The tokenizer is `--tokenizer`, else a tokenizer file beside the model.
+ * The tokenizer is `--tokenizer`, else a tokenizer file beside the model; it must fit the model's vocabulary.
  */
 export function loadModelSource(
   modelPath: string,
@@ -34,9 +44,9 @@ export function loadModelSource(
     onnxPath = join(workDir, 'source.onnx');
     if (!existsSync(onnxPath)) writeModel(llama2cToOnnx(readLlama2cCheckpoint(modelPath)), onnxPath);
   }
-  return {
-    model: readModel(onnxPath),
-    tokenizer: loadTokenizer(tokenizerFile),
-    tokenizerPath: tokenizerFile,
-  };
+  const model = readModel(onnxPath);
+  const layout = discoverLayers(model.proto);
+  const tokenizer = loadTokenizer(tokenizerFile);
+  checkVocabulary(layout, tokenizer);
+  return { model, layout, tokenizer, tokenizerPath: tokenizerFile };
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { runtimeConfig } from '@evop/config';
 import { MemoryFitnessCache, type SearchCheckpoint } from '@evop/core';
 import { readCorpus } from '@evop/data';
-import { discoverLayers, maskFileOf } from '@evop/onnx';
+import { maskFileOf } from '@evop/onnx';
 import {
   type CheckpointStore,
   finalize,
@@ -55,7 +55,7 @@ export async function runPrune(
   const work = join(out, 'work');
   const cacheDir = join(work, 'cache');
   const source = loadModelSource(spec.model, spec.tokenizer, work);
-  const layout = discoverLayers(source.model.proto);
+  const { layout } = source;
 
   const pool = new InferencePool({ config: runtimeConfig() });
   try {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { resolveDataFile } from '@evop/config';
 import { Llama2cTokenizer, readCorpus, TASKS, type TokenWindows, windowsFromDocuments } from '@evop/data';
 import { discoverLayers, readModel } from '@evop/onnx';
 import { decoderFeeds } from '@evop/runtime';
@@ -166,6 +167,12 @@ test('bad arguments exit with code 2 and one clear line', async () => {
     [
       smallPrune(join(out, 'f')).map((a) => (a === data.stories ? join(out, 'missing.txt') : a)),
       /--data: no such file/,
+    ],
+    [
+      smallPrune(join(out, 'g')).map((a) =>
+        a === data.tokenizer ? resolveDataFile('onnx-genai-tiny-random-llama-fp16/tokenizer.json') : a,
+      ),
+      /--tokenizer: has 32000 tokens but the model's embedding has 512/,
     ],
     [['prune', '--model', data.model, '--bogus'], /Unknown option '--bogus'/],
     [['launch'], /unknown command 'launch'/],

@@ -45,3 +45,4 @@ export {
   type SearchSummary,
   summaryOf,
 } from './searches.ts';
+export { checkVocabulary } from './vocabulary.ts';

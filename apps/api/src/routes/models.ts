@@ -6,6 +6,7 @@ import {
   tokenizerFiles,
 } from '@evop/data';
 import { type Unit, unitsOf } from '@evop/onnx';
+import { checkVocabulary, PipelineError } from '@evop/pipeline/control';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { recordArtifact } from '../artifact-records.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -61,14 +62,15 @@ export const modelRoutes =
         if (new Set(manifest.files.map((f) => f.name)).size !== manifest.files.length)
           throw invalid('data', 'two files have the same name');
         return withStaging(deps.store, async (stage) => {
-          const { model, layout } = discoverStaged(stage(manifest.files), manifest.files, 'model');
+          const { model, layout } = discoverStaged(stage(manifest.files, 'model'), manifest.files, 'model');
           const tokenizerPath = stage(
             tokenizerFiles(tokenizerFile.filename, tokenizerFile.sha256, config?.sha256),
             'tokenizer',
           );
           try {
-            loadTokenizer(tokenizerPath);
+            checkVocabulary(layout, loadTokenizer(tokenizerPath));
           } catch (err) {
+            if (err instanceof PipelineError) throw invalid('tokenizer', err.reason);
             throw invalid('tokenizer', (err as Error).message);
           }
           const manifestBytes = serializeManifest(manifest);

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveDataFile, runtimeConfig } from '@evop/config';
 import { readCorpus, readTask, TASKS, type TaskName, windowsFromDocuments } from '@evop/data';
-import { discoverLayers } from '@evop/onnx';
 import { InferencePool, OnnxEvaluator, scoreMultipleChoice } from '@evop/runtime';
 import { CliError } from '../cli-error.ts';
 import { loadModelSource } from '../model-source.ts';
@@ -29,7 +28,7 @@ export async function evaluate(positionals: string[], options: RawOptions): Prom
     const evaluator = await OnnxEvaluator.create({
       pool,
       model: source.model,
-      layout: discoverLayers(source.model.proto),
+      layout: source.layout,
       granularity: 'layer',
       cacheDir: work,
     });
