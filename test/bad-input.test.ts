@@ -192,7 +192,8 @@ test('bad uploads are refused naming the field, and leave no model or dataset be
       headers: { authorization: `Bearer ${api.key}`, 'content-type': contentType },
       body,
     });
-    return { status: r.status, type: r.headers.get('content-type') ?? '', json: await r.json() };
+    const json = (await r.json()) as { detail?: string };
+    return { status: r.status, type: r.headers.get('content-type') ?? '', json };
   };
   assertProblem(await raw('multipart/form-data', 'abc'), 400, /^body: not a well-formed multipart/);
   const cut =
