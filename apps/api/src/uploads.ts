@@ -102,6 +102,11 @@ export async function withStaging<T>(store: ArtifactStore, use: (stage: Stage) =
     return await use((files, subfolder = '') =>
       linkFiles(files, (sha) => store.storedPath(sha), join(dir, subfolder)),
     );
+  } catch (err) {
+    // Readers name the file they refuse: the client sees its own file name, never the server's folders.
+    if (err instanceof ApiError)
+      throw new ApiError(err.status, err.title, err.detail.replaceAll(`${dir}/`, ''), err.headers);
+    throw err;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
