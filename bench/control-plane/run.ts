@@ -88,7 +88,13 @@ try {
         const evaluator = new QueueEvaluator({
           queue,
           events,
-          task: { jobId: job.id, modelSha256: sha, windowsSha256: sha, granularity: 'layer' },
+          task: {
+            jobId: job.id,
+            modelSha256: sha,
+            layoutSha256: sha,
+            windowsSha256: sha,
+            granularity: 'layer',
+          },
           masksPerTask,
         });
         const checkpoints = new PostgresCheckpoints(t.db, job.id, { cache });

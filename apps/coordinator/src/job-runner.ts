@@ -84,7 +84,6 @@ export async function runJob(
     await fenced(db, { status: 'running', stage, progress, startedAt });
     await deps.publish(jobId, { type: 'status', status: 'running', stage, progress });
   };
-  const taskBase = { jobId, modelSha256: model.manifestSha256, granularity: spec.granularity };
 
   const tokenizer = loadTokenizer(
     await artifacts.linked(
@@ -109,6 +108,9 @@ export async function runJob(
     const text = JSON.stringify(value);
     return artifactOf(`json:${sha256(text)}`, () => Buffer.from(text));
   };
+  // Workers use the layout the API stored rather than running discovery again.
+  const layoutSha256 = await jsonArtifact(layout);
+  const taskBase = { jobId, modelSha256: model.manifestSha256, layoutSha256, granularity: spec.granularity };
   const embed = async (windows: TokenWindows, kind: 'pooled' | 'cosines') =>
     runTask(
       queues.embed.queue,
@@ -170,6 +172,7 @@ export async function runJob(
         {
           jobId,
           modelSha256: model.manifestSha256,
+          layoutSha256,
           tokenizerSha256: model.tokenizerSha256,
           tokenizerName: model.tokenizerName,
           ...(model.tokenizerConfigSha256 ? { tokenizerConfigSha256: model.tokenizerConfigSha256 } : {}),

@@ -5,7 +5,7 @@ import type { WindowSets } from './window-sets.ts';
 /** Calibration inputs from the dense model: pooled hidden states per window, or per-unit cosines. */
 export function embedProcessor(models: Models, windows: WindowSets) {
   return async (task: EmbedTask): Promise<number[]> => {
-    const evaluator = await models.evaluator(task.modelSha256, task.granularity);
+    const evaluator = await models.evaluator(task, task.granularity);
     const set = await windows.get(task.windowsSha256);
     return task.kind === 'pooled'
       ? Array.from(await evaluator.pooledStates(set))

@@ -19,7 +19,7 @@ export function exportProcessor(
   cacheDir: string,
 ) {
   return async (task: ExportTask): Promise<ExportResult> => {
-    const { model, layout } = await models.model(task.modelSha256);
+    const { model, layout } = await models.model(task);
     const { units, space } = planSearch(layout, task.spec);
     const outDir = join(cacheDir, 'exports', task.jobId);
     rmSync(outDir, { recursive: true, force: true });

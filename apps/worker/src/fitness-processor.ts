@@ -9,7 +9,7 @@ import type { WindowSets } from './window-sets.ts';
  */
 export function fitnessProcessor(models: Models, windows: WindowSets) {
   return async (task: FitnessTask): Promise<FitnessResult> => {
-    const evaluator = await models.evaluator(task.modelSha256, task.granularity);
+    const evaluator = await models.evaluator(task, task.granularity);
     const set = await windows.get(task.windowsSha256);
     const clusters = task.clustersSha256 ? await windows.clusters(task.clustersSha256) : undefined;
     const results = await new PrefixEvaluator(evaluator, set, clusters).evaluate(

@@ -9,11 +9,12 @@ import {
 } from '@evop/data';
 import {
   type DecoderLayout,
-  discoverLayers,
+  DISCOVERY_VERSION,
   type Granularity,
   type LoadedModel,
   readModel,
 } from '@evop/onnx';
+import type { ModelRef } from '@evop/queue';
 import { type InferencePool, OnnxEvaluator } from '@evop/runtime';
 import { PromiseCache } from './promise-cache.ts';
 
@@ -52,20 +53,27 @@ export class Models {
     return [...new Set(this.evaluators.keys().map((k) => k.split('/')[0]!))];
   }
 
-  model(manifestSha256: string): Promise<{ model: LoadedModel; layout: DecoderLayout }> {
-    return this.models.get(manifestSha256, async () => {
-      const manifest = parseManifest(await this.client.read(manifestSha256));
-      const path = await this.client.linked(manifest.files, join(this.cacheDir, 'models', manifestSha256));
+  model({ modelSha256, layoutSha256 }: ModelRef): Promise<{ model: LoadedModel; layout: DecoderLayout }> {
+    return this.models.get(modelSha256, async () => {
+      const manifest = parseManifest(await this.client.read(modelSha256));
+      const path = await this.client.linked(manifest.files, join(this.cacheDir, 'models', modelSha256));
       const model = readModel(path, {
         fileSha256: Object.fromEntries(manifest.files.map((f) => [f.name, f.sha256])),
       });
-      return { model, layout: discoverLayers(model.proto) };
+      // The layout the API found once and stored; the self-check still proves it on this model before use.
+      const layout = JSON.parse((await this.client.read(layoutSha256)).toString('utf8')) as DecoderLayout;
+      if (layout.version !== DISCOVERY_VERSION)
+        throw new Error(
+          `the job's layout is of discovery version ${layout.version}, this worker's is ${DISCOVERY_VERSION}: ` +
+            "run workers of the API's evop version",
+        );
+      return { model, layout };
     });
   }
 
-  evaluator(manifestSha256: string, granularity: Granularity): Promise<OnnxEvaluator> {
-    return this.evaluators.get(`${manifestSha256}/${granularity}`, async () => {
-      const { model, layout } = await this.model(manifestSha256);
+  evaluator(ref: ModelRef, granularity: Granularity): Promise<OnnxEvaluator> {
+    return this.evaluators.get(`${ref.modelSha256}/${granularity}`, async () => {
+      const { model, layout } = await this.model(ref);
       return OnnxEvaluator.create({
         pool: this.pool,
         model,

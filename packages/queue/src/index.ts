@@ -26,6 +26,7 @@ export {
   type FitnessTask,
   fitnessResult,
   fitnessTask,
+  type ModelRef,
   parseTask,
   QUEUES,
   type QueueName,

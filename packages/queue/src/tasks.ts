@@ -8,6 +8,11 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex sha256');
 const mask = z.string().regex(/^[01]+$/, 'a bit string of 0/1');
 const granularity = z.enum(['layer', 'sublayer']);
+/**
+ * `layoutSha256` names the model's layout as the API found and stored it (a JSON artifact): workers use it instead
+ * of running discovery again, and refuse one of another discovery version.
+ */
+const modelRef = { modelSha256: sha256, layoutSha256: sha256 };
 
 /**
  * A batch of masks to measure for one job: ids, content hashes and masks only. `modelSha256` names the model's
@@ -17,7 +22,7 @@ const granularity = z.enum(['layer', 'sublayer']);
  */
 export const fitnessTask = z.object({
   jobId: z.string().min(1),
-  modelSha256: sha256,
+  ...modelRef,
   windowsSha256: sha256,
   clustersSha256: sha256.optional(),
   granularity,
@@ -37,7 +42,7 @@ export type FitnessResult = z.infer<typeof fitnessResult>;
  */
 export const embedTask = z.object({
   jobId: z.string().min(1),
-  modelSha256: sha256,
+  ...modelRef,
   windowsSha256: sha256,
   granularity,
   kind: z.enum(['pooled', 'cosines']),
@@ -48,7 +53,7 @@ export const embedResult = z.array(z.number());
 /** The finalize stage: export the best mask, evaluate it and the peers' on the held-out windows, time both. */
 export const exportTask = z.object({
   jobId: z.string().min(1),
-  modelSha256: sha256,
+  ...modelRef,
   tokenizerSha256: sha256,
   tokenizerName: z.string().min(1),
   /** The tokenizer_config.json uploaded beside a tokenizer.json, when there was one. */
@@ -67,6 +72,9 @@ export const exportTask = z.object({
     .min(1),
 });
 export type ExportTask = z.infer<typeof exportTask>;
+
+/** A task's model: its manifest and its stored layout. */
+export type ModelRef = Pick<FitnessTask, 'modelSha256' | 'layoutSha256'>;
 
 /** The finalize stage's numbers, and the pruned model's manifest artifact, uploaded to the API. */
 export type ExportResult = Omit<Finalized, 'path'> & { modelManifestSha256: string };

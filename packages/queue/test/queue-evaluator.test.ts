@@ -69,7 +69,13 @@ test('a search fanned out over Redis to two workers gives what the same search g
   const evaluator = new QueueEvaluator({
     queue,
     events,
-    task: { jobId: 'job1', modelSha256: sha('a'), windowsSha256: sha('b'), granularity: 'layer' },
+    task: {
+      jobId: 'job1',
+      modelSha256: sha('a'),
+      layoutSha256: sha('e'),
+      windowsSha256: sha('b'),
+      granularity: 'layer',
+    },
     masksPerTask: 4,
   });
   const distributed = await runSearch({
@@ -118,7 +124,13 @@ test('a task added twice is evaluated once', async () => {
     const evaluator = new QueueEvaluator({
       queue: q,
       events: ev,
-      task: { jobId: 'job2', modelSha256: sha('c'), windowsSha256: sha('d'), granularity: 'layer' },
+      task: {
+        jobId: 'job2',
+        modelSha256: sha('c'),
+        layoutSha256: sha('e'),
+        windowsSha256: sha('d'),
+        granularity: 'layer',
+      },
     });
     const candidates = [{ mask: '011101111111', fidelity: 1 }];
     const [a, b] = await Promise.all([evaluator.evaluate(candidates), evaluator.evaluate(candidates)]);
@@ -164,6 +176,7 @@ test('a task that fails once is retried and succeeds; one that failed for good r
     const task = {
       jobId: 'job3',
       modelSha256: sha('f'),
+      layoutSha256: sha('e'),
       windowsSha256: sha('0'),
       granularity: 'layer',
     } as const;
