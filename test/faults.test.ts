@@ -107,3 +107,37 @@ test('a run superseded by a newer one stops without writing; the job then resume
   await assertUndisturbed(service, await finishedReport(api, id), 27);
   await streamed;
 });
+
+test('a coordinator taken over while its tasks fail: the new one runs them again, and the job ends undisturbed', async () => {
+  const { stack } = service;
+  for (const p of stack.processes.filter((w) => w.role === 'worker' && !service.killed.has(w.name))) {
+    p.child.kill('SIGTERM');
+    assert.equal(await p.exited, 0);
+  }
+  // A worker with a broken disk: its artifact folder cannot be made, so every task it takes fails.
+  const file = join(service.dir, 'not-a-folder');
+  writeFileSync(file, '');
+  const broken = await stack.addWorker('broken', { EVOP_ARTIFACT_DIR: join(file, 'artifacts') });
+  let failures = 0;
+  const failedForGood = new Promise<void>((resolve) =>
+    broken.child.on('line', (line: string) => {
+      if (line.includes('task failed') && ++failures === 3) resolve(); // every attempt spent
+    }),
+  );
+  const firstFailure = new Promise<void>((resolve) =>
+    broken.child.on('line', (l: string) => l.includes('task failed') && resolve()),
+  );
+  const submitted = await api.request('POST', '/v1/jobs', { ...ids, spec: { ...SMALL_SPEC, seed: 29 } });
+  const id = submitted.json.id as string;
+  await firstFailure; // the coordinator is waiting on a failing task: it dies now
+
+  const coordinator = stack.processes.find((p) => p.role === 'coordinator' && !service.killed.has(p.name))!;
+  service.killed.add(coordinator.name);
+  coordinator.child.kill('SIGKILL');
+  await failedForGood;
+  broken.child.kill('SIGTERM');
+  assert.equal(await broken.exited, 0);
+  await stack.addWorker();
+  await stack.addCoordinator('coordinator-taking-over');
+  await assertUndisturbed(service, await finishedReport(api, id), 29);
+});

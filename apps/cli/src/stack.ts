@@ -67,9 +67,12 @@ export class Stack {
     return stack;
   }
 
-  /** Starts one more worker (or one with the name, and so the cache, of a stopped one) and waits until it is ready. */
-  async addWorker(name = `worker-${++this.workerCount}`): Promise<StackProcess> {
-    const worker = this.spawn(name, 'worker', { EVOP_WORKER_ID: name });
+  /**
+   * Starts one more worker (or one with the name, and so the cache, of a stopped one) and waits until it is ready;
+   * `env` adds to or overrides the stack's environment for it.
+   */
+  async addWorker(name = `worker-${++this.workerCount}`, env: NodeJS.ProcessEnv = {}): Promise<StackProcess> {
+    const worker = this.spawn(name, 'worker', { EVOP_WORKER_ID: name, ...env });
     await this.waitFor(worker, /evop worker ready/);
     return worker;
   }
