@@ -48,12 +48,6 @@ interface Verified {
   ino: number;
 }
 
-/**
- * Content-addressed files under one folder (`<dir>/<sha[0..2]>/<sha>`), written atomically, checked on read.
- * Files of any size are hashed as streams, never read whole; a file is hashed again only when it changed since
- * it was last found intact (size, modification time, inode), so a worker does not re-read 13 GB of weights per
- * task, yet a copy damaged on disk is still caught and removed.
- */
 export interface ArtifactStoreOptions {
   /**
    * Bytes the store may hold (default: no limit). Past it, storing an artifact removes the least recently used
@@ -62,6 +56,12 @@ export interface ArtifactStoreOptions {
   maxBytes?: number;
 }
 
+/**
+ * Content-addressed files under one folder (`<dir>/<sha[0..2]>/<sha>`), written atomically, checked on read.
+ * Files of any size are hashed as streams, never read whole; a file is hashed again only when it changed since
+ * it was last found intact (size, modification time, inode), so a worker does not re-read 13 GB of weights per
+ * task, yet a copy damaged on disk is still caught and removed.
+ */
 export class ArtifactStore {
   private readonly verified = new Map<string, Verified>();
   private readonly verifying = new Map<string, Promise<string>>();
@@ -83,6 +83,11 @@ export class ArtifactStore {
   private remember(sha256: string): void {
     const { size, mtimeMs, ino } = statSync(this.file(sha256));
     this.verified.set(sha256, { size, mtimeMs, ino });
+  }
+
+  /** After bytes were stored: remembered as intact, and the store brought back within its limit. */
+  private stored(sha256: string): void {
+    this.remember(sha256);
     this.evict(sha256);
   }
 
@@ -96,7 +101,8 @@ export class ArtifactStore {
       .map((sha256) => ({ sha256, stat: statSync(join(this.dir, sha256.slice(0, 2), sha256)) }));
     let total = files.reduce((n, f) => n + f.stat.size, 0);
     if (total <= limit) return;
-    const order = (sha: string) => (this.used.has(sha) ? [...this.used.keys()].indexOf(sha) : -1);
+    const rank = new Map([...this.used.keys()].map((sha, i) => [sha, i]));
+    const order = (sha: string) => rank.get(sha) ?? -1;
     const candidates = files
       .filter((f) => f.sha256 !== keep && f.stat.nlink === 1)
       .sort((a, b) => order(a.sha256) - order(b.sha256) || a.stat.mtimeMs - b.stat.mtimeMs);
@@ -128,7 +134,7 @@ export class ArtifactStore {
       writeFileSync(`${file}.tmp-${process.pid}`, bytes);
       renameSync(`${file}.tmp-${process.pid}`, file);
     }
-    this.remember(sha256);
+    this.stored(sha256);
     return sha256;
   }
 
@@ -161,7 +167,7 @@ export class ArtifactStore {
       const file = this.file(sha256);
       mkdirSync(join(this.dir, sha256.slice(0, 2)), { recursive: true });
       renameSync(temp, file);
-      this.remember(sha256);
+      this.stored(sha256);
       return { sha256, bytes };
     } finally {
       rmSync(temp, { force: true });
@@ -176,7 +182,7 @@ export class ArtifactStore {
       mkdirSync(join(this.dir, sha256.slice(0, 2)), { recursive: true });
       linkOrCopy(path, file);
     }
-    this.remember(sha256);
+    this.stored(sha256);
     return { sha256, bytes };
   }
 
