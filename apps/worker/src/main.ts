@@ -2,8 +2,8 @@
  * A worker process: consumes `fitness`, `embed` and `export` tasks with onnxruntime in worker threads (the
  * evaluator pool), so that the event loop stays free to renew BullMQ's locks; fetches models and token windows
  * from the API into its artifact cache; heartbeats into the worker registry. SIGTERM / SIGINT finish the tasks in
- * hand (up to EVOP_SHUTDOWN_MS), then exit 0. Environment: .env.example (REDIS_URL, EVOP_API_URL, EVOP_SERVICE_TOKEN, EVOP_ARTIFACT_DIR,
- * EVOP_QUEUE_PREFIX, EVOP_WORKER_LOCK_MS, EVOP_* runtime).
+ * hand (up to EVOP_SHUTDOWN_MS), then exit 0. Environment: .env.example (REDIS_URL, EVOP_API_URL,
+ * EVOP_SERVICE_TOKEN, EVOP_ARTIFACT_DIR, EVOP_QUEUE_PREFIX, EVOP_WORKER_LOCK_MS, EVOP_* runtime).
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';

@@ -152,7 +152,7 @@ export class InferencePool {
       this.loaded.delete(path);
     }
     const barrier = new SharedArrayBuffer(4);
-    await Promise.all(
+    const everyThread: boolean[] = await Promise.all(
       Array.from({ length: this.threads }, () =>
         this.piscina.run({
           op: 'drop',
@@ -162,6 +162,9 @@ export class InferencePool {
         } satisfies ThreadTask),
       ),
     );
+    // Every thread has dropped them: later tasks need not name them again (the list would only grow, one job's
+    // graphs after another, and travel with every run). A thread the barrier missed drops them with its next task.
+    if (everyThread.every(Boolean)) for (const path of modelPaths) this.released.delete(path);
   }
 
   private get releasedList(): string[] {

@@ -91,13 +91,11 @@ export default async function handle(task: ThreadTask): Promise<unknown> {
     Atomics.add(started, 0, 1);
     Atomics.notify(started, 0);
     const deadline = Date.now() + 60_000;
-    for (
-      let n = Atomics.load(started, 0);
-      n < task.threads && Date.now() < deadline;
-      n = Atomics.load(started, 0)
-    )
+    let n = Atomics.load(started, 0);
+    for (; n < task.threads && Date.now() < deadline; n = Atomics.load(started, 0))
       Atomics.wait(started, 0, n, 1000);
-    return undefined;
+    // Whether every thread took one: then every thread has released these models' sessions.
+    return n >= task.threads;
   }
   if (task.op === 'load') {
     // Errors lose their class crossing threads; a provider failure comes back as data for the pool to rethrow.
