@@ -1,4 +1,4 @@
-import { type RuntimeConfig, runtimeConfig } from '@evop/config';
+import { type RuntimeConfig, runtimeConfig, threadExecArgv } from '@evop/config';
 import { Piscina } from 'piscina';
 import type { LoadResult, ThreadTask, TimedStep } from './inference-thread.ts';
 import { ProviderUnavailableError, type SessionSettings } from './session-factory.ts';
@@ -195,13 +195,4 @@ export class InferencePool {
     });
     return this.settings;
   }
-}
-
-/**
- * The thread body is TypeScript run by tsx: a process started with `--import tsx` passes that on to its
- * threads, but one that registered tsx programmatically (the `evop` command) must give it to them.
- */
-function threadExecArgv(): string[] {
-  const hasTsx = process.execArgv.some((arg, i, all) => all[i - 1] === '--import' && arg.includes('tsx'));
-  return hasTsx ? process.execArgv : [...process.execArgv, '--import', import.meta.resolve('tsx')];
 }
