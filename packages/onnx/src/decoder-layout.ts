@@ -47,6 +47,11 @@ export interface DecoderLayout {
   cachePosition?: string;
   /** Segment ids (`token_type_ids`), fed as zeros, when the export takes them. */
   tokenTypeIds?: string;
+  /**
+   * The longest sequence the model takes, where its graph fixes it (a learned position table, a precomputed rotary
+   * table: `maxPositionsOf`); absent where positions are computed (rotary angles from frequencies).
+   */
+  maxPositions?: number;
   logits: string;
   /** The token embedding's weight (initializer) [vocab, hidden]. */
   embedding: string;

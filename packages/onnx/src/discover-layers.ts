@@ -2,6 +2,7 @@ import type { DecoderLayout, GraphInputSpec, ResidualBlock } from './decoder-lay
 import { ModelError } from './errors.ts';
 import { GraphIndex, nodeInputs } from './graph-index.ts';
 import { commonModule, layerInModule, moduleOf } from './module-names.ts';
+import { maxPositionsOf } from './position-table.ts';
 import {
   DataType,
   type GraphProto,
@@ -13,10 +14,10 @@ import {
 } from './proto.ts';
 import { followResidualStream, type ResidualSum, type ResidualTerm, sumTree } from './residual-stream.ts';
 import { elementCount, tensorByteLength } from './tensor.ts';
-import { ValueFlow } from './value-flow.ts';
+import { VALUE_PRESERVING, ValueFlow } from './value-flow.ts';
 
 /** Bumped whenever discovery finds something else in some model, so that stored layouts are found again. */
-export const DISCOVERY_VERSION = 2;
+export const DISCOVERY_VERSION = 3;
 
 const HOW_TO_EXPORT =
   'export the model without onnxruntime transformer fusions, e.g. `optimum-cli export onnx --model <id> ' +
@@ -30,9 +31,6 @@ const FED_INPUTS = {
   cachePosition: 'cache_position',
   tokenTypeIds: 'token_type_ids',
 } as const;
-
-/** Ops that carry token ids on unchanged (the TorchScript exporter reshapes them, say). */
-const ID_PRESERVING = new Set(['Cast', 'Reshape', 'Identity', 'Flatten', 'Squeeze', 'Unsqueeze']);
 
 function shapeOf(v: ValueInfoProto): (number | string)[] {
   return (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : num(d.dimValue)));
@@ -63,7 +61,7 @@ function findEmbedding(index: GraphIndex, inputIds: string): NodeProto {
       for (const node of index.consumersOf(name)) {
         if (node.opType === 'Gather' && node.input[1] === name && index.initializers.has(node.input[0]!))
           return node;
-        if (ID_PRESERVING.has(node.opType) && node.input[0] === name) frontier.push(node.output[0]!);
+        if (VALUE_PRESERVING.has(node.opType) && node.input[0] === name) frontier.push(node.output[0]!);
       }
     }
   }
@@ -183,6 +181,11 @@ export function discoverLayers(model: ModelProto): DecoderLayout {
   const inputName = (name: string) => graph.input.find((v) => v.name === name)?.name;
   const cachePosition = inputName(FED_INPUTS.cachePosition);
   const tokenTypeIds = inputName(FED_INPUTS.tokenTypeIds);
+  const maxPositions = maxPositionsOf(
+    index,
+    flow,
+    new Set([FED_INPUTS.positionIds, FED_INPUTS.cachePosition, FED_INPUTS.attentionMask]),
+  );
   const layerModules = Array.from({ length: layers }, (_, l) =>
     commonModule(blocks.filter((b) => b.layer === l).map((b) => b.module)),
   );
@@ -197,6 +200,7 @@ export function discoverLayers(model: ModelProto): DecoderLayout {
     positionIds: inputName(FED_INPUTS.positionIds),
     ...(cachePosition ? { cachePosition } : {}),
     ...(tokenTypeIds ? { tokenTypeIds } : {}),
+    ...(maxPositions !== undefined ? { maxPositions } : {}),
     logits: logits.name,
     embedding: embeddingWeight.name,
     vocabSize,

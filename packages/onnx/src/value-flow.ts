@@ -4,6 +4,9 @@ import type { NodeProto } from './proto.ts';
 /** Ops whose output carries only the shape of their input, not its values. */
 const SHAPE_ONLY = new Set(['Shape', 'Size']);
 
+/** Ops that pass their first input's values on unchanged (exporters cast and reshape token ids and positions). */
+export const VALUE_PRESERVING = new Set(['Cast', 'Reshape', 'Identity', 'Flatten', 'Squeeze', 'Unsqueeze']);
+
 /**
  * The graph seen as the flow of values: a tensor depends on another when its value is computed from that
  * tensor's values. Reading only a tensor's shape (`Shape`, `Size`) is no dependence, so masks and positions an
