@@ -44,19 +44,36 @@ function externalRange(tensor: TensorProto): ExternalRange {
   const location = entry('location');
   if (!location)
     throw new ModelError('unreadable', `tensor '${tensor.name}' is external but names no location`);
-  const length = entry('length');
+  const size = tensorByteLength(tensor);
   const range = {
     file: location,
-    offset: Number(entry('offset') ?? 0),
-    length: length === undefined ? tensorByteLength(tensor) : Number(length),
+    offset: byteCount(tensor, 'offset', 0),
+    length: byteCount(tensor, 'length', size),
   };
-  for (const key of ['offset', 'length'] as const)
-    if (!Number.isSafeInteger(range[key]) || range[key] < 0)
-      throw new ModelError(
-        'unreadable',
-        `tensor '${tensor.name}' has external data ${key} '${entry(key)}'; it must be a whole number ≥ 0`,
-      );
+  // onnxruntime reads as many bytes as the shape needs: another length is a forged or damaged entry.
+  if (size > 0 && range.length !== size)
+    throw new ModelError(
+      'unreadable',
+      `tensor '${tensor.name}' has external data length ${range.length}; its shape needs ${size} bytes`,
+    );
   return range;
+}
+
+/**
+ * An external-data `offset` or `length` as written by ONNX's own writer: decimal digits. Anything else (NaN,
+ * negative, empty, `1e3`, `0x10`, padded) is refused: JavaScript's Number() would take some of them, onnxruntime's
+ * parser would read others differently, and a worker would then fail on raw Node or onnxruntime errors.
+ */
+function byteCount(tensor: TensorProto, key: 'offset' | 'length', absent: number): number {
+  const value = tensor.externalData.find((e) => e.key === key)?.value;
+  if (value === undefined) return absent;
+  const n = /^\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n))
+    throw new ModelError(
+      'unreadable',
+      `tensor '${tensor.name}' has external data ${key} '${value}'; it must be a whole number of bytes ≥ 0`,
+    );
+  return n;
 }
 
 function setExternalRange(tensor: TensorProto, range: ExternalRange): void {
@@ -148,10 +165,12 @@ export function readModel(path: string, options: ReadOptions = {}): LoadedModel 
   for (const tensor of graph.initializer) {
     if (!isExternal(tensor)) continue;
     const range = externalRange(tensor);
-    if (range.offset + range.length > sizes.get(range.file)!)
+    const fileBytes = sizes.get(range.file)!;
+    if (range.offset + range.length > fileBytes)
       throw new ModelError(
         'unreadable',
-        `external data '${range.file}' ends before tensor '${tensor.name}' does`,
+        `tensor '${tensor.name}' has external data offset ${range.offset} and length ${range.length}, past the ` +
+          `end of '${basename(range.file)}' (${fileBytes} bytes)`,
       );
   }
   const known = options.fileSha256 ?? {};

@@ -126,3 +126,50 @@ test('a missing external-data file is refused at read, and a failed write leaves
   assert.throws(() => writeModel(loaded.proto, join(out, 'copy.onnx')));
   assert.deepEqual(readdirSync(out), [], 'no partial model or data file');
 });
+
+test('external-data offsets and lengths that are not whole byte counts within the file are refused, naming the tensor and the key', () => {
+  const dir = tempDir();
+  writeModel(readModel(resolveDataFile(HFSTYLE)).proto, join(dir, 'model.onnx'), {
+    externalData: 'external',
+  });
+  const dataBytes = statSync(join(dir, 'model.onnx.data')).size;
+  const { proto } = readModel(join(dir, 'model.onnx'));
+  const tensor = proto.graph.initializer.find(isExternal)!;
+  const length = Number(tensor.externalData.find((e) => e.key === 'length')!.value);
+  const cases: [string, string, RegExp][] = [
+    ['offset', 'NaN', /offset 'NaN'; it must be a whole number of bytes ≥ 0/],
+    ['offset', '-4096', /offset '-4096'; it must be/],
+    ['length', 'NaN', /length 'NaN'; it must be/],
+    ['length', '-1', /length '-1'; it must be/],
+    ['offset', '', /offset ''; it must be/],
+    ['offset', '1e3', /offset '1e3'; it must be/],
+    ['offset', '0x10', /offset '0x10'; it must be/],
+    ['offset', ' 4', /offset ' 4'; it must be/],
+    ['offset', '99999999999999999999', /offset '99999999999999999999'; it must be/],
+    ['length', String(length - 4), new RegExp(`length ${length - 4}; its shape needs ${length} bytes`)],
+    [
+      'offset',
+      String(dataBytes),
+      new RegExp(`offset ${dataBytes} and length ${length}, past the end of 'model.onnx.data'`),
+    ],
+  ];
+  for (const [key, value, message] of cases) {
+    const { proto: edited } = readModel(join(dir, 'model.onnx'));
+    // readModel made every location absolute: back to the file name, and one entry of one tensor edited.
+    for (const t of edited.graph.initializer)
+      for (const e of t.externalData) {
+        if (e.key === 'location') e.value = 'model.onnx.data';
+        if (t.name === tensor.name && e.key === key) e.value = value;
+      }
+    writeFileSync(join(dir, 'edited.onnx'), encodeModel(edited));
+    assert.throws(
+      () => readModel(join(dir, 'edited.onnx')),
+      (err: unknown) =>
+        err instanceof ModelError &&
+        err.message.includes(`tensor '${tensor.name}'`) &&
+        message.test(err.message) &&
+        !err.message.includes(dir),
+      `${key} '${value}'`,
+    );
+  }
+});
