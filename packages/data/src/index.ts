@@ -6,7 +6,13 @@ export {
   hashFile,
   linkOrCopy,
 } from './artifact-store.ts';
-export { CorpusError, readCorpus } from './corpus.ts';
+export {
+  CorpusError,
+  corpusDocuments,
+  countCorpusDocuments,
+  readCorpus,
+  type StreamedDocument,
+} from './corpus.ts';
 export { HfTokenizer } from './hf-tokenizer.ts';
 export { Llama2cTokenizer } from './llama2c-tokenizer.ts';
 export { loadTokenizer, TOKENIZER_CONFIG, tokenizerFiles } from './load-tokenizer.ts';

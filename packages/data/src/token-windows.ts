@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { StreamedDocument } from './corpus.ts';
+import { encodeStart } from './encode-start.ts';
 import type { Tokenizer } from './tokenizer.ts';
 
 const MAGIC = 'EVOPTOK1';
@@ -70,10 +72,11 @@ export class TokenWindows {
 /**
  * The evaluation protocol of DESIGN.md: each document is tokenized with the model's BOS convention, documents
  * are concatenated, and the stream is cut into non-overlapping windows of `seqLen` tokens (the tail that does not
- * fill a window is dropped). `maxWindows` stops early.
+ * fill a window is dropped). `maxWindows` stops early: documents are then read and tokenized only as far as the
+ * windows need (`encodeStart`), so that one huge document costs no more than a small one.
  */
 export function windowsFromDocuments(
-  docs: Iterable<string>,
+  docs: Iterable<string | StreamedDocument>,
   tokenizer: Tokenizer,
   seqLen: number,
   maxWindows = Number.POSITIVE_INFINITY,
@@ -82,7 +85,8 @@ export function windowsFromDocuments(
   const limit = maxWindows * seqLen;
   for (const doc of docs) {
     if (stream.length >= limit) break;
-    for (const id of tokenizer.encode(doc, { bos: true })) stream.push(id);
+    const pieces = typeof doc === 'string' ? [doc] : doc.pieces;
+    for (const id of encodeStart(pieces, tokenizer, limit - stream.length)) stream.push(id);
   }
   const count = Math.min(Math.floor(stream.length / seqLen), maxWindows);
   return new TokenWindows(seqLen, Int32Array.from(stream.slice(0, count * seqLen)));
