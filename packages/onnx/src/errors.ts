@@ -5,7 +5,8 @@ export type ModelErrorCode =
   | 'not-decoder'
   | 'fused-operator'
   | 'unknown-pattern'
-  | 'unsupported-format';
+  | 'unsupported-format'
+  | 'not-finite';
 
 /** A model file evop cannot use, with the reason in words a user can act on. */
 export class ModelError extends UserError {

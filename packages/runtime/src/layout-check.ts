@@ -18,6 +18,7 @@ import {
   writeModel,
 } from '@evop/onnx';
 import { decoderFeeds } from './decoder-feeds.ts';
+import { assertFinite } from './finite-outputs.ts';
 import type { InferencePool } from './inference-pool.ts';
 import { float32, int64 } from './wire-tensor.ts';
 
@@ -77,6 +78,7 @@ export async function checkLayout(
   } finally {
     rmSync(path, { force: true });
   }
+  assertFinite(original!, 'logits', () => "the self-check's tokens");
   const scale = 1 + Math.max(...original!.map(Math.abs));
   const difference = (a: Float32Array, b: Float32Array) =>
     a.reduce((worst, v, i) => Math.max(worst, Math.abs(v - b[i]!)), 0) / scale;

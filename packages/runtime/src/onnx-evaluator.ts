@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { tokensPerRun } from '@evop/config';
 import type { TokenWindows } from '@evop/data';
 import {
   type DecoderLayout,
@@ -15,12 +16,10 @@ import {
   writeModel,
 } from '@evop/onnx';
 import { decoderFeeds } from './decoder-feeds.ts';
+import { assertFinite } from './finite-outputs.ts';
 import type { InferencePool } from './inference-pool.ts';
 import { checkLayout } from './layout-check.ts';
 import { float32, int64 } from './wire-tensor.ts';
-
-/** Float32 logits one run may hold: 2048 tokens of a 32,000-token vocabulary, 512 of 128,000. */
-const LOGITS_BYTES_PER_RUN = 256 * 2 ** 20;
 
 /** Summed NLL and predicted-token count; perplexity is exp(nllSum / count). */
 export interface NllSum {
@@ -189,6 +188,7 @@ export class OnnxEvaluator {
           lengths,
           signal,
         );
+        assertFinite(out.nll, 'logits', (r) => `sequence ${batch[r]!}${this.maskNote(mask)}`);
         batch.forEach((i, r) => {
           result[i] = -out.nll[r]!;
         });
@@ -197,13 +197,9 @@ export class OnnxEvaluator {
     return result;
   }
 
-  /**
-   * Tokens per run: EVOP_MAX_BATCH_TOKENS, and fewer for a large vocabulary, whose [tokens, vocab] logits (and
-   * the loss's temporaries of that size) would dominate the memory of a run.
-   */
+  /** Tokens per run: EVOP_MAX_BATCH_TOKENS, fewer for a large vocabulary (`tokensPerRun`). */
   private get maxBatchTokens(): number {
-    const byVocab = Math.floor(LOGITS_BYTES_PER_RUN / (4 * this.layout.vocabSize));
-    return Math.max(1, Math.min(this.options.pool.config.maxBatchTokens, byVocab));
+    return tokensPerRun(this.options.pool.config, this.layout.vocabSize);
   }
 
   private rowsPerRun(seqLen: number): number {
@@ -241,6 +237,7 @@ export class OnnxEvaluator {
           undefined,
           signal,
         ).then((out) => {
+          assertFinite(out.nll, 'logits', (r) => this.rowName(chunk[r]!.w, masks[chunk[r]!.m]!));
           chunk.forEach((_, r) => {
             results[start + r] = { nll: out.nll[r]!, count: out.count[r]! };
           });
@@ -249,6 +246,15 @@ export class OnnxEvaluator {
     }
     await Promise.all(runs);
     return results;
+  }
+
+  /** A row in an error message: its window, and its mask unless every unit is kept. */
+  private rowName(window: number, mask: string): string {
+    return `window ${window}${this.maskNote(mask)}`;
+  }
+
+  private maskNote(mask: string): string {
+    return mask === this.allKept ? '' : ` (mask ${mask})`;
   }
 
   private async runBatch(
@@ -298,7 +304,11 @@ export class OnnxEvaluator {
       feeds[LABELS_INPUT] = int64(new Array(count * T).fill(IGNORE_LABEL), [count, T]);
       runs.push(
         this.options.pool.run(this.analysisPath, feeds, [output], signal).then((out) => {
-          into.set(out[output]!.data as Float32Array, start * width);
+          const values = out[output]!.data as Float32Array;
+          assertFinite(values, 'hidden states', (i) =>
+            this.rowName(start + Math.floor(i / width), this.allKept),
+          );
+          into.set(values, start * width);
         }),
       );
     }
