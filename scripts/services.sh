@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL and Redis answer on 127.0.0.1 (ports from PGPORT / REDIS_PORT, defaults 5432 / 6379):
-# installs them (and Chromium, for the browser tests) from Debian's packages when absent and starts whichever is not
-# running. Safe to run again.
+# installs them (and Chromium, curl and jq, for the tests) from Debian's packages when absent and starts whichever
+# is not running. Safe to run again.
 set -euo pipefail
 
 PGPORT=${PGPORT:-5432}
@@ -12,6 +12,9 @@ SUDO=""
 missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# README.md's service walk-through (run by test/readme-walkthrough.test.ts) calls the API with curl and jq.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 # The dashboard's end-to-end test drives Debian's Chromium (EVOP_CHROMIUM to use another).
 [ -n "${EVOP_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -3,6 +3,24 @@ import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 
+export interface ServerSentEvent {
+  event: string;
+  id?: string;
+  data: unknown;
+}
+
+/** One event of a text/event-stream (the text between two blank lines); undefined for comments and `retry:`. */
+export function parseEvent(block: string): ServerSentEvent | undefined {
+  const fields = Object.fromEntries(
+    block
+      .split('\n')
+      .filter((l) => l && !l.startsWith(':'))
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trimStart()]),
+  );
+  if (!fields.data) return undefined;
+  return { event: fields.event ?? 'message', id: fields.id, data: JSON.parse(fields.data) };
+}
+
 /** A client of the REST API as a user's script would be: fetch, multipart uploads, SSE. */
 export class ServiceClient {
   constructor(
@@ -62,12 +80,12 @@ export class ServiceClient {
   }
 
   /** Server-sent events until the stream ends: [{event, id, data}]. */
-  async events(path: string, onEvent?: (e: { event: string; id?: string; data: unknown }) => void) {
+  async events(path: string, onEvent?: (e: ServerSentEvent) => void) {
     const response = await fetch(`${this.baseUrl}${path}`, {
       headers: { authorization: `Bearer ${this.key}` },
     });
     if (!response.ok || !response.body) throw new Error(`SSE ${path}: HTTP ${response.status}`);
-    const events: { event: string; id?: string; data: unknown }[] = [];
+    const events: ServerSentEvent[] = [];
     const decoder = new TextDecoder();
     let buffer = '';
     for await (const chunk of response.body) {
@@ -77,14 +95,8 @@ export class ServiceClient {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         end = buffer.indexOf('\n\n');
-        const fields = Object.fromEntries(
-          block
-            .split('\n')
-            .filter((l) => l && !l.startsWith(':'))
-            .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trimStart()]),
-        );
-        if (!fields.data) continue;
-        const e = { event: fields.event ?? 'message', id: fields.id, data: JSON.parse(fields.data) };
+        const e = parseEvent(block);
+        if (!e) continue;
         events.push(e);
         onEvent?.(e);
       }

@@ -94,17 +94,7 @@ export async function startService(workers: number, env: NodeJS.ProcessEnv = {})
       const codes = await Promise.all(
         stack.processes.filter((p) => !killed.has(p.name)).map((p) => p.exited),
       );
-      for (const name of Object.values(QUEUES)) {
-        const connection = redisConnection();
-        const q = new Queue(name, { connection, prefix });
-        await q.obliterate({ force: true });
-        await q.close();
-        await connection.quit();
-      }
-      const redis = redisConnection();
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length > 0) await redis.del(...keys);
-      await redis.quit();
+      await removeRedisKeys(prefix);
       await db.drop();
       rmSync(dir, { recursive: true, force: true });
       assert.deepEqual(
@@ -119,6 +109,21 @@ export async function startService(workers: number, env: NodeJS.ProcessEnv = {})
       );
     },
   };
+}
+
+/** Removes a test's queues and every other Redis key under its prefix (events, worker registry). */
+export async function removeRedisKeys(prefix: string): Promise<void> {
+  for (const name of Object.values(QUEUES)) {
+    const connection = redisConnection();
+    const q = new Queue(name, { connection, prefix });
+    await q.obliterate({ force: true });
+    await q.close();
+    await connection.quit();
+  }
+  const redis = redisConnection();
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
 }
 
 /** An ONNX model with its external data (`<model>.data`, when there) and tokenizer files, uploaded; returns its id. */

@@ -12,7 +12,7 @@ export interface StackOptions {
   port?: number;
   /** Environment of every process, over this one's: DATABASE_URL, REDIS_URL, EVOP_QUEUE_PREFIX, … */
   env?: NodeJS.ProcessEnv;
-  /** Folder for each process's artifact store or cache (default ./stack-data). */
+  /** Folder for each process's artifact store or cache (default STACK_DATA_DIR). */
   dataDir?: string;
   /** Each line a process prints (default: to this process's stderr, prefixed with its name). */
   onLine?: (name: string, line: string) => void;
@@ -28,6 +28,12 @@ export interface StackProcess {
   /** Its last lines of output. */
   tail: string[];
 }
+
+/** Where `npm run stack` keeps its processes' files, relative to the folder it runs in. */
+export const STACK_DATA_DIR = 'stack-data';
+
+/** A stack process's artifact folder under `dataDir`: the API's store, a coordinator's or worker's cache. */
+export const artifactDirOf = (dataDir: string, name: string) => join(dataDir, name, 'artifacts');
 
 const mainOf = (role: Role) => fileURLToPath(import.meta.resolve(`@evop/${role}/main`));
 const prismaScript = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'scripts', 'prisma.sh');
@@ -96,13 +102,13 @@ export class Stack {
   }
 
   private spawn(name: string, role: Role, env: NodeJS.ProcessEnv = {}): StackProcess {
-    const dataDir = this.options.dataDir ?? 'stack-data';
+    const dataDir = this.options.dataDir ?? STACK_DATA_DIR;
     mkdirSync(join(dataDir, name), { recursive: true });
     const child = spawn(process.execPath, ['--import', 'tsx', mainOf(role)], {
       env: {
         ...this.env,
         EVOP_API_URL: this.apiUrl || this.env.EVOP_API_URL,
-        EVOP_ARTIFACT_DIR: join(dataDir, name, 'artifacts'),
+        EVOP_ARTIFACT_DIR: artifactDirOf(dataDir, name),
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
