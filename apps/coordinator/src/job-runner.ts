@@ -2,20 +2,14 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from '@evop/config';
 import type { StrategyName } from '@evop/core';
-import {
-  type ArtifactClient,
-  loadTokenizer,
-  readCorpus,
-  type TokenWindows,
-  tokenizerFiles,
-} from '@evop/data';
+import { type ArtifactClient, type TokenWindows, tokenizerFiles } from '@evop/data';
 import { type Database, PostgresCheckpoints, PostgresFitnessCache, type Transaction } from '@evop/db';
 import type { DecoderLayout } from '@evop/onnx';
 import {
   type Calibration,
+  type CalibrationThreads,
   type PipelineBackend,
   type PipelineStore,
-  poolWindows,
   runPrunePipeline,
   type SearchSpec,
   strategiesOf,
@@ -39,6 +33,8 @@ export interface JobRunnerDeps {
   queues: TaskQueues;
   publish: (jobId: string, event: JobEvent) => Promise<void>;
   log: Logger;
+  /** Where the corpus is tokenized and k-means runs, off the event loop. */
+  threads: CalibrationThreads;
   /** Folder for the coordinator's own files (tokenized corpora). */
   workDir: string;
   /** Masks per fitness task. */
@@ -85,17 +81,16 @@ export async function runJob(
     await deps.publish(jobId, { type: 'status', status: 'running', stage, progress });
   };
 
-  const tokenizer = loadTokenizer(
-    await artifacts.linked(
-      tokenizerFiles(model.tokenizerName, model.tokenizerSha256, model.tokenizerConfigSha256),
-      join(deps.workDir, 'tokenizers', `${model.tokenizerSha256}-${model.tokenizerConfigSha256 ?? 'none'}`),
-    ),
+  const tokenizer = await artifacts.linked(
+    tokenizerFiles(model.tokenizerName, model.tokenizerSha256, model.tokenizerConfigSha256),
+    join(deps.workDir, 'tokenizers', `${model.tokenizerSha256}-${model.tokenizerConfigSha256 ?? 'none'}`),
   );
   const corpus = await artifacts.linked(
     [{ name: job.dataset.format === 'jsonl' ? 'corpus.jsonl' : 'corpus.txt', sha256: job.dataset.sha256 }],
     join(deps.workDir, 'datasets', job.dataset.sha256),
   );
-  const pool = poolWindows([readCorpus(corpus)], tokenizer, spec);
+  // Tokenizing is CPU-bound for as long as the windows need: on a thread, so that this job's lock is renewed.
+  const { pool, bos } = await deps.threads.poolWindows([corpus], tokenizer, spec, signal);
 
   // Windows and clusters travel to workers as artifacts (content-addressed: uploading again is a no-op).
   const uploaded = new Map<string, Promise<string>>();
@@ -123,6 +118,7 @@ export async function runJob(
   const totals = new Map<string, number>();
   let exportedManifest = ''; // the pruned model's manifest, as the export task reports it
   const backend: PipelineBackend = {
+    calibrate: (...args) => deps.threads.calibrate(...args),
     pooledStates: async (windows) => Float32Array.from(await embed(windows, 'pooled')),
     unitCosines: (search) => embed(search.windows, 'cosines'),
     search: async (search) => {
@@ -228,7 +224,7 @@ export async function runJob(
     report: {
       spec: { ...spec, model: model.id, dataset: job.datasetId },
       model: { path: model.name, sha256: model.sha256 },
-      bos: tokenizer.bosId !== undefined,
+      bos,
       modelFile: 'model.onnx',
     },
   });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createLogger, requireServiceToken, serviceConfig, stopOnSignals } from '@evop/config';
 import { ArtifactClient, ArtifactStore } from '@evop/data';
 import { jobOutbox, openDatabase } from '@evop/db';
+import { CalibrationThreads } from '@evop/pipeline/control';
 import { channels, PruneOutbox, publishJobEvent, QUEUES, redisConnection } from '@evop/queue';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import type { TaskQueues } from './job-runner.ts';
@@ -37,6 +38,7 @@ const queues = Object.fromEntries(
 for (const { queue } of Object.values(queues)) queue.setMaxListeners(0);
 await Promise.all(Object.values(queues).map((q) => q.events.waitUntilReady()));
 
+const threads = new CalibrationThreads();
 const processor = new PruneProcessor({
   db,
   artifacts: new ArtifactClient({
@@ -47,6 +49,7 @@ const processor = new PruneProcessor({
   queues,
   publish: (jobId, event) => publishJobEvent(connection, config.queuePrefix, jobId, event),
   log,
+  threads,
   workDir: join(config.artifactDir, '..', 'coordinator'),
   masksPerTask: config.masksPerTask,
 });
@@ -87,6 +90,7 @@ stopOnSignals(log, [
     timeoutMs: config.shutdownMs,
   },
   { name: 'close the prune queue', run: () => pruneQueue.close() },
+  { name: 'stop the calibration threads', run: () => threads.close() },
   ...Object.entries(queues).map(([name, { queue, events }]) => ({
     name: `close ${name} queue`,
     run: () => Promise.all([queue.close(), events.close()]),

@@ -18,7 +18,7 @@ export function exportProcessor(
   pool: InferencePool,
   cacheDir: string,
 ) {
-  return async (task: ExportTask): Promise<ExportResult> => {
+  return async (task: ExportTask, signal: AbortSignal): Promise<ExportResult> => {
     const { model, layout } = await models.model(task);
     const { units, space } = planSearch(layout, task.spec);
     const outDir = join(cacheDir, 'exports', task.jobId);
@@ -43,7 +43,7 @@ export function exportProcessor(
         },
         outDir,
         cacheDir: join(cacheDir, 'graphs'),
-        signal: new AbortController().signal,
+        signal,
       });
       // model.onnx first, then whatever external data the writer put beside it; streamed, never read whole.
       const names = ['model.onnx', ...readdirSync(outDir).filter((n) => n !== 'model.onnx')];

@@ -8,12 +8,13 @@ import type { WindowSets } from './window-sets.ts';
  * then fidelity f measured on the first ⌈f·n⌉ windows, exactly as `evop prune` measures it.
  */
 export function fitnessProcessor(models: Models, windows: WindowSets) {
-  return async (task: FitnessTask): Promise<FitnessResult> => {
+  return async (task: FitnessTask, signal: AbortSignal): Promise<FitnessResult> => {
     const evaluator = await models.evaluator(task, task.granularity);
     const set = await windows.get(task.windowsSha256);
     const clusters = task.clustersSha256 ? await windows.clusters(task.clustersSha256) : undefined;
     const results = await new PrefixEvaluator(evaluator, set, clusters).evaluate(
       task.masks.map((mask) => ({ mask, fidelity: task.fidelity })),
+      signal,
     );
     if (results.length !== task.masks.length)
       throw new Error(`fitness task: ${results.length} results for ${task.masks.length} masks`);

@@ -10,10 +10,12 @@ import { join } from 'node:path';
 import { createLogger, requireServiceToken, serviceConfig, stopOnSignals } from '@evop/config';
 import { ArtifactClient, ArtifactStore } from '@evop/data';
 import {
+  channels,
   embedTask,
   exportTask,
   fitnessTask,
   heartbeat,
+  JobCancels,
   QUEUES,
   redisConnection,
   taskWorker,
@@ -42,6 +44,11 @@ const models = new Models(client, pool, cacheDir, config.workerModels);
 const windows = new WindowSets(client);
 const stats = new WorkerStats();
 const connection = redisConnection(config.redisUrl);
+// A job's cancel event stops its tasks running here (between batches), so the worker moves on at once.
+const cancels = new JobCancels();
+const subscriber = redisConnection(config.redisUrl);
+await subscriber.subscribe(channels.cancel(config.queuePrefix));
+subscriber.on('message', (_channel, jobId: string) => cancels.cancel(jobId));
 // A worker that dies loses its tasks' locks this long after; they are then retried by another worker.
 const options = { connection, prefix: config.queuePrefix, lockDuration: config.workerLockMs };
 
@@ -54,7 +61,9 @@ const workers = [
     fitnessTask,
     (task, job) => {
       log.debug({ task: job.id, job: task.jobId, masks: task.masks.length }, 'fitness task');
-      return stats.track(QUEUES.fitness, task.masks.length, () => fitness(task));
+      return stats.track(QUEUES.fitness, task.masks.length, () =>
+        cancels.run(task.jobId, (signal) => fitness(task, signal)),
+      );
     },
     options,
   ),
@@ -63,7 +72,7 @@ const workers = [
     embedTask,
     (task, job) => {
       log.info({ task: job.id, job: task.jobId, kind: task.kind }, 'embed task');
-      return stats.track(QUEUES.embed, 0, () => embed(task));
+      return stats.track(QUEUES.embed, 0, () => cancels.run(task.jobId, (signal) => embed(task, signal)));
     },
     options,
   ),
@@ -72,7 +81,7 @@ const workers = [
     exportTask,
     (task, job) => {
       log.info({ task: job.id, job: task.jobId }, 'export task');
-      return stats.track(QUEUES.export, 0, () => finalize(task));
+      return stats.track(QUEUES.export, 0, () => cancels.run(task.jobId, (signal) => finalize(task, signal)));
     },
     options,
   ),
@@ -117,5 +126,5 @@ stopOnSignals(log, [
   },
   { name: 'leave the worker registry', run: () => unregister(connection, config.queuePrefix, id) },
   { name: 'close the evaluator pool', run: () => pool.close() },
-  { name: 'close the Redis connection', run: () => connection.quit() },
+  { name: 'close the Redis connections', run: () => Promise.all([connection.quit(), subscriber.quit()]) },
 ]);

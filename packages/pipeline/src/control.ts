@@ -11,6 +11,7 @@ export {
   calibrate,
   splitWindows,
 } from './calibration.ts';
+export { CalibrationThreads } from './calibration-threads.ts';
 export type { Finalized, StageFailure } from './finalize.ts';
 export { PipelineError } from './pipeline-error.ts';
 export { poolSize, poolWindows } from './pool-windows.ts';

@@ -1,4 +1,4 @@
-import { type Tokenizer, TokenWindows, windowsFromDocuments } from '@evop/data';
+import { type StreamedDocument, type Tokenizer, TokenWindows, windowsFromDocuments } from '@evop/data';
 import { PipelineError } from './pipeline-error.ts';
 import type { SearchSpec } from './search-spec.ts';
 
@@ -7,10 +7,10 @@ export const poolSize = (spec: SearchSpec) => 4 * spec.calibration + spec.heldOu
 
 /**
  * The pool of windows calibration draws from: windows from each corpus in turn, an equal share at most from
- * each, so that mixed corpora are all represented.
+ * each, so that mixed corpora are all represented. Each corpus is read only as far as its share needs.
  */
 export function poolWindows(
-  corpora: readonly Iterable<string>[],
+  corpora: readonly Iterable<string | StreamedDocument>[],
   tokenizer: Tokenizer,
   spec: SearchSpec,
 ): TokenWindows {

@@ -38,6 +38,14 @@ export interface PipelineStore {
 export interface PipelineBackend {
   /** Each pool window's pooled hidden state (CCDS). */
   pooledStates(pool: TokenWindows, signal: AbortSignal): Promise<Float32Array>;
+  /** The calibration from the pool and its states (`calibrate`, CCDS's k-means); default: on this thread. */
+  calibrate?(
+    spec: SearchSpec,
+    pool: TokenWindows,
+    states: Float32Array | undefined,
+    hiddenSize: number,
+    signal: AbortSignal,
+  ): Promise<Calibration>;
   /** Each unit's cosine between its input and output on the search windows. */
   unitCosines(search: ClusteredWindows, signal: AbortSignal): Promise<number[]>;
   /** The searches' evaluator of the search windows, their fitness cache and their checkpoints. */
@@ -114,14 +122,12 @@ export async function runPrunePipeline(options: PruneRunOptions): Promise<PruneR
   if (stored && stored.calibration.poolSha256 !== pool.sha256)
     throw new PipelineError('data', 'no longer gives the windows this run was calibrated on');
   if (!stored) {
-    const calibration = await time('calibration', async () =>
-      calibrate(
-        spec,
-        pool,
-        spec.sampling === 'ccds' ? await backend.pooledStates(pool, signal) : undefined,
-        layout.hiddenSize,
-      ),
-    );
+    const calibration = await time('calibration', async () => {
+      const states = spec.sampling === 'ccds' ? await backend.pooledStates(pool, signal) : undefined;
+      return backend.calibrate
+        ? backend.calibrate(spec, pool, states, layout.hiddenSize, signal)
+        : calibrate(spec, pool, states, layout.hiddenSize);
+    });
     const sets = splitWindows(pool, calibration);
     const cosines = await time('influence', () => backend.unitCosines(sets.search, signal));
     stored = { calibration, influence: cosines.map((c) => 1 - c) };

@@ -1,5 +1,6 @@
 export { awaitTasks } from './await-tasks.ts';
 export { redisConnection } from './connection.ts';
+export { JobCancels } from './job-cancels.ts';
 export {
   channels,
   type GenerationEvent,

@@ -1,0 +1,56 @@
+import { threadExecArgv } from '@evop/config';
+import { TokenWindows } from '@evop/data';
+import { Piscina } from 'piscina';
+import type { Calibration } from './calibration.ts';
+import type { CalibrationTask, PoolResult } from './calibration-thread.ts';
+import type { SearchSpec } from './search-spec.ts';
+
+/**
+ * Worker threads for calibration's CPU-heavy steps, so that a coordinator's event loop stays free to renew its
+ * jobs' BullMQ locks, serve other jobs and stop on SIGTERM while a corpus is tokenized or k-means runs. An aborted
+ * signal ends its task at once: piscina stops the thread that runs it.
+ */
+export class CalibrationThreads {
+  private readonly piscina = new Piscina({
+    filename: new URL('./calibration-thread.ts', import.meta.url).href,
+    execArgv: threadExecArgv(),
+    // Threads start when a job needs one and end when idle: most of a coordinator's time is spent waiting.
+    minThreads: 0,
+    idleTimeout: 30_000,
+  });
+
+  /** The pool of windows from the corpus files (`poolWindows`), and whether the tokenizer adds BOS. */
+  async poolWindows(
+    corpora: string[],
+    tokenizer: string,
+    spec: SearchSpec,
+    signal: AbortSignal,
+  ): Promise<{ pool: TokenWindows; bos: boolean }> {
+    const task: CalibrationTask = { op: 'pool', corpora, tokenizer, spec };
+    const { tokens, bos } = (await this.piscina.run(task, { signal })) as PoolResult;
+    return { pool: new TokenWindows(spec.seqLen, tokens), bos };
+  }
+
+  /** `calibrate` on a thread. */
+  async calibrate(
+    spec: SearchSpec,
+    pool: TokenWindows,
+    states: Float32Array | undefined,
+    hiddenSize: number,
+    signal: AbortSignal,
+  ): Promise<Calibration> {
+    const task: CalibrationTask = {
+      op: 'calibrate',
+      spec,
+      seqLen: pool.seqLen,
+      pool: pool.tokens,
+      ...(states ? { states } : {}),
+      hiddenSize,
+    };
+    return (await this.piscina.run(task, { signal })) as Calibration;
+  }
+
+  close(): Promise<void> {
+    return this.piscina.destroy();
+  }
+}
