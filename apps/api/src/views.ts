@@ -4,7 +4,13 @@ import { z } from 'zod';
 export const idParams = z.object({ id: z.string().uuid('a job, model or dataset id (uuid)') });
 
 export function modelView(m: Model) {
-  const layout = m.layout as { layers: number; hiddenSize: number; vocabSize: number; totalParams: number };
+  const layout = m.layout as {
+    layers: number;
+    hiddenSize: number;
+    vocabSize: number;
+    totalParams: number;
+    maxPositions?: number;
+  };
   return {
     id: m.id,
     name: m.name,
@@ -16,6 +22,8 @@ export function modelView(m: Model) {
     hiddenSize: layout.hiddenSize,
     vocabSize: layout.vocabSize,
     params: layout.totalParams,
+    /** The longest seqLen the model takes, where its graph fixes one (a position table); else null. */
+    context: layout.maxPositions ?? null,
     createdAt: m.createdAt.toISOString(),
   };
 }

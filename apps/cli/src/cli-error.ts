@@ -14,6 +14,7 @@ const FLAG_OF: Record<string, string> = {
   data: '--data',
   heldOut: '--held-out',
   seqLen: '--seq-len',
+  taskLimit: '--task-limit',
 };
 
 /** A user error's one line, naming the flag rather than the spec field. */

@@ -6,6 +6,7 @@ import { readCorpus } from '@evop/data';
 import { maskFileOf } from '@evop/onnx';
 import {
   type CheckpointStore,
+  checkContext,
   finalize,
   type PipelineBackend,
   type PipelineStore,
@@ -56,6 +57,7 @@ export async function runPrune(
   const cacheDir = join(work, 'cache');
   const source = loadModelSource(spec.model, spec.tokenizer, work);
   const { layout } = source;
+  checkContext(layout, spec); // before any model work: windows past the context would fail in onnxruntime
 
   const pool = new InferencePool({ config: runtimeConfig() });
   try {

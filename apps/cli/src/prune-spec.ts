@@ -1,6 +1,6 @@
-import { OBJECTIVES, STRATEGIES, type Target } from '@evop/core';
-import { TASKS, type TaskName } from '@evop/data';
-import type { SearchSpec } from '@evop/pipeline';
+import { OBJECTIVES, STRATEGIES } from '@evop/core';
+import { TASKS } from '@evop/data';
+import { parseSearchSpec, type SearchSpec } from '@evop/pipeline';
 import { CliError } from './cli-error.ts';
 
 /** Everything a prune run depends on; saved as spec.json so that `--resume` continues the same run. */
@@ -12,23 +12,26 @@ export type PruneSpec = SearchSpec & {
 
 export type RawOptions = Record<string, string | boolean | string[] | undefined>;
 
-function int(options: RawOptions, name: string, fallback: number, min: number): number {
+/** A flag's integer, or undefined when absent (its default and bounds are the spec schema's). */
+function int(options: RawOptions, name: string): number | undefined {
   const raw = options[name];
-  if (raw === undefined) return fallback;
+  if (raw === undefined) return undefined;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min)
-    throw new CliError(`--${name}: expected an integer ≥ ${min}, got '${raw}'`);
+  if (!Number.isInteger(value)) throw new CliError(`--${name}: expected an integer, got '${raw}'`);
   return value;
 }
 
-function oneOf<T extends string>(options: RawOptions, name: string, allowed: readonly T[], fallback: T): T {
-  const raw = (options[name] as string | undefined) ?? fallback;
-  if (!(allowed as readonly string[]).includes(raw))
+function oneOf<T extends string>(options: RawOptions, name: string, allowed: readonly T[]): T | undefined {
+  const raw = options[name] as string | undefined;
+  if (raw !== undefined && !(allowed as readonly string[]).includes(raw))
     throw new CliError(`--${name}: '${raw}' is not one of ${allowed.join(', ')}`);
-  return raw as T;
+  return raw as T | undefined;
 }
 
-/** Checks the command line of `evop prune` into a spec; a bad value throws a CliError naming the flag. */
+/**
+ * Checks the command line of `evop prune` into a spec, through the spec's own schema (its defaults and bounds): a
+ * bad value throws a UserError whose message names the flag (`userMessage`).
+ */
 export function pruneSpec(options: RawOptions): PruneSpec {
   const model = options.model as string | undefined;
   if (!model)
@@ -37,14 +40,8 @@ export function pruneSpec(options: RawOptions): PruneSpec {
   if (data.length === 0) throw new CliError('--data: required (one or more text or JSONL corpora)');
   if ((options.remove === undefined) === (options.sparsity === undefined))
     throw new CliError('give exactly one of --remove N (units to prune) or --sparsity F (fraction of units)');
-  let target: Target;
-  if (options.remove !== undefined) target = { units: int(options, 'remove', 0, 1) };
-  else {
-    const f = Number(options.sparsity);
-    if (!(f > 0 && f < 1))
-      throw new CliError(`--sparsity: expected a fraction in (0, 1), got '${options.sparsity}'`);
-    target = { fraction: f };
-  }
+  const target =
+    options.remove !== undefined ? { units: int(options, 'remove') } : { fraction: Number(options.sparsity) };
   const tasks = ((options.tasks as string | undefined) ?? '')
     .split(',')
     .map((t) => t.trim())
@@ -52,23 +49,21 @@ export function pruneSpec(options: RawOptions): PruneSpec {
   for (const t of tasks)
     if (!(t in TASKS))
       throw new CliError(`--tasks: unknown task '${t}'; use ${Object.keys(TASKS).join(', ')}`);
-  return {
-    model,
-    tokenizer: options.tokenizer as string | undefined,
-    data,
+  const spec = parseSearchSpec({
     target,
-    granularity: oneOf(options, 'granularity', ['layer', 'sublayer'] as const, 'layer'),
-    strategy: oneOf(options, 'strategy', STRATEGIES, 'evop'),
-    objective: oneOf(options, 'objective', OBJECTIVES, 'mean'),
-    seed: int(options, 'seed', 0, 0),
-    budget: int(options, 'budget', 1000, 1),
-    calibration: int(options, 'calibration', 32, 1),
-    heldOut: int(options, 'held-out', 64, 1),
-    clusters: int(options, 'clusters', 8, 1),
-    sampling: oneOf(options, 'sampling', ['ccds', 'random'] as const, 'ccds'),
-    seqLen: int(options, 'seq-len', 256, 2),
-    tasks: tasks as TaskName[],
-    taskLimit: int(options, 'task-limit', 200, 1),
+    granularity: oneOf(options, 'granularity', ['layer', 'sublayer'] as const),
+    strategy: oneOf(options, 'strategy', STRATEGIES),
+    objective: oneOf(options, 'objective', OBJECTIVES),
+    seed: int(options, 'seed'),
+    budget: int(options, 'budget'),
+    calibration: int(options, 'calibration'),
+    heldOut: int(options, 'held-out'),
+    clusters: int(options, 'clusters'),
+    sampling: oneOf(options, 'sampling', ['ccds', 'random'] as const),
+    seqLen: int(options, 'seq-len'),
+    tasks,
+    taskLimit: int(options, 'task-limit'),
     baselines: options.baselines === true,
-  };
+  });
+  return { model, tokenizer: options.tokenizer as string | undefined, data, ...spec };
 }

@@ -174,6 +174,19 @@ test('bad arguments exit with code 2 and one clear line', async () => {
       ),
       /--tokenizer: has 32000 tokens but the model's embedding has 512/,
     ],
+    // The spec schema's bounds, and the model's context where its graph fixes one (GPT-2: 256 positions).
+    [
+      [...smallPrune(join(out, 'h')), '--seq-len', '1048577'],
+      /--seq-len: Too big: expected number to be <=1048576/,
+    ],
+    [
+      [
+        ...smallPrune(join(out, 'i')),
+        ...['--model', resolveDataFile('hf-zoo/gpt2/model.ts.onnx')],
+        ...['--tokenizer', resolveDataFile('hf-zoo/tokenizer.json'), '--seq-len', '257'],
+      ],
+      /--seq-len: 257 tokens, but the model's context is 256 positions/,
+    ],
     [['prune', '--model', data.model, '--bogus'], /Unknown option '--bogus'/],
     [['launch'], /unknown command 'launch'/],
   ];

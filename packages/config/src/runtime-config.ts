@@ -33,6 +33,19 @@ export interface RuntimeConfig {
   prepack: boolean;
 }
 
+/** Float32 logits one run may hold: 2048 tokens of a 32,000-token vocabulary, 512 of 128,000. */
+const LOGITS_BYTES_PER_RUN = 256 * 2 ** 20;
+
+/**
+ * Tokens (rows × sequence length) in one onnxruntime run: EVOP_MAX_BATCH_TOKENS, and fewer for a large vocabulary,
+ * whose [tokens, vocab] logits (and the loss's temporaries of that size) would dominate the memory of a run. The
+ * evaluator packs its runs by it; the API estimates a task's memory by it.
+ */
+export function tokensPerRun(config: Pick<RuntimeConfig, 'maxBatchTokens'>, vocabSize: number): number {
+  const byVocab = Math.floor(LOGITS_BYTES_PER_RUN / (4 * vocabSize));
+  return Math.max(1, Math.min(config.maxBatchTokens, byVocab));
+}
+
 export function runtimeConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
   const v = parseEnv(schema, env);
   const cores = availableParallelism();

@@ -33,6 +33,17 @@ const schema = z.object({
   EVOP_COORDINATOR_CONCURRENCY: z.coerce.number().int().positive().default(8),
   EVOP_COORDINATOR_LOCK_MS: z.coerce.number().int().positive().default(30_000),
   EVOP_MASKS_PER_TASK: z.coerce.number().int().positive().default(8),
+  EVOP_MAX_SEQ_LEN: z.coerce.number().int().min(2).default(4096),
+  EVOP_MAX_WINDOWS: z.coerce.number().int().min(2).default(4096),
+  EVOP_MAX_CLUSTERS: z.coerce.number().int().positive().default(64),
+  EVOP_MAX_BUDGET: z.coerce.number().int().positive().default(100_000),
+  EVOP_MAX_TASK_LIMIT: z.coerce.number().int().positive().default(10_000),
+  EVOP_WORKER_MEMORY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 ** 3),
+  EVOP_TENANT_MAX_ACTIVE_JOBS: z.coerce.number().int().positive().default(64),
   EVOP_WORKER_ID: z.string().min(1).optional(),
   EVOP_WORKER_LOCK_MS: z.coerce.number().int().positive().default(60_000),
   EVOP_SHUTDOWN_MS: z.coerce.number().int().positive().default(60_000),
@@ -66,6 +77,19 @@ export interface ServiceConfig {
   coordinatorLockMs: number;
   /** Masks per fitness task. */
   masksPerTask: number;
+  /**
+   * The largest job spec this service takes (the API answers 422 naming the field and the variable): seqLen,
+   * calibration + heldOut windows, clusters, budget, taskLimit. `evop prune` has none: it runs on the user's machine.
+   */
+  maxSeqLen: number;
+  maxWindows: number;
+  maxClusters: number;
+  maxBudget: number;
+  maxTaskLimit: number;
+  /** Memory one worker task may need (estimated from the model and the spec at submission; `taskMemoryBytes`). */
+  workerMemoryBytes: number;
+  /** Jobs one tenant may have queued or running at once; past it a submission is answered 429. */
+  tenantMaxActiveJobs: number;
   /** A worker's name in GET /v1/workers (default: host-pid). */
   workerId: string | undefined;
   /** A dead worker's tasks are retried this long after it died. */
@@ -96,6 +120,13 @@ export function serviceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConf
     coordinatorConcurrency: v.EVOP_COORDINATOR_CONCURRENCY,
     coordinatorLockMs: v.EVOP_COORDINATOR_LOCK_MS,
     masksPerTask: v.EVOP_MASKS_PER_TASK,
+    maxSeqLen: v.EVOP_MAX_SEQ_LEN,
+    maxWindows: v.EVOP_MAX_WINDOWS,
+    maxClusters: v.EVOP_MAX_CLUSTERS,
+    maxBudget: v.EVOP_MAX_BUDGET,
+    maxTaskLimit: v.EVOP_MAX_TASK_LIMIT,
+    workerMemoryBytes: v.EVOP_WORKER_MEMORY_BYTES,
+    tenantMaxActiveJobs: v.EVOP_TENANT_MAX_ACTIVE_JOBS,
     workerId: v.EVOP_WORKER_ID,
     workerLockMs: v.EVOP_WORKER_LOCK_MS,
     shutdownMs: v.EVOP_SHUTDOWN_MS,

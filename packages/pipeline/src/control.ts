@@ -35,7 +35,8 @@ export {
   targetText,
 } from './report.ts';
 export { planSearch } from './search-space.ts';
-export { PEERS, type SearchSpec, searchSpecSchema, strategiesOf } from './search-spec.ts';
+export { PEERS, parseSearchSpec, type SearchSpec, searchSpecSchema, strategiesOf } from './search-spec.ts';
+export { checkContext, checkServiceMaxima } from './spec-limits.ts';
 export {
   type CheckpointStore,
   Interrupted,
@@ -46,4 +47,5 @@ export {
   type SearchSummary,
   summaryOf,
 } from './searches.ts';
+export { checkTaskMemory, taskMemoryBytes } from './task-memory.ts';
 export { checkVocabulary } from './vocabulary.ts';

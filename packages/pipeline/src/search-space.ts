@@ -2,13 +2,15 @@ import { createStrategy, SearchOptionError, SearchSpace } from '@evop/core';
 import { type DecoderLayout, type Unit, unitsOf } from '@evop/onnx';
 import { PipelineError } from './pipeline-error.ts';
 import { type SearchSpec, strategiesOf } from './search-spec.ts';
+import { checkContext } from './spec-limits.ts';
 
 /**
  * The model's units at the spec's granularity and the masks that meet its target, with every strategy the spec
  * runs checked against them, so that a spec no search can run is refused before any work (a budget smaller than
- * one population, say), naming the field.
+ * one population, a seqLen past the model's context, say), naming the field.
  */
 export function planSearch(layout: DecoderLayout, spec: SearchSpec): { units: Unit[]; space: SearchSpace } {
+  checkContext(layout, spec);
   const units = unitsOf(layout, spec.granularity);
   try {
     const space = new SearchSpace({

@@ -1,6 +1,7 @@
 import { OBJECTIVES, STRATEGIES, type StrategyName } from '@evop/core';
 import { TASKS, type TaskName } from '@evop/data';
 import { z } from 'zod';
+import { PipelineError } from './pipeline-error.ts';
 
 const target = z.union([
   z.object({ units: z.number().int().min(1) }).strict(),
@@ -10,7 +11,9 @@ const target = z.union([
 
 /**
  * How a model is pruned, apart from where the model and the data come from: the one description both
- * `evop prune` and a service job run. Defaults are those of `evop prune`.
+ * `evop prune` and a service job run. Defaults are those of `evop prune`. Its maxima are hard bounds, past which no
+ * machine runs the spec (a count near 2^53 also loses integer precision); a service sets lower ones of its own
+ * (`checkServiceMaxima`), and a model's context bounds `seqLen` (`checkContext`).
  */
 export const searchSpecSchema = z
   .object({
@@ -20,21 +23,32 @@ export const searchSpecSchema = z
     objective: z.enum(OBJECTIVES).default('mean'),
     seed: z.number().int().min(0).default(0),
     /** Evaluation budget of evop / evopress / random, in full-fidelity equivalents. */
-    budget: z.number().int().min(1).default(1000),
+    budget: z.number().int().min(1).max(1_000_000_000).default(1000),
     /** Calibration and held-out windows; the CCDS pool is 4 × calibration + held-out windows. */
-    calibration: z.number().int().min(1).default(32),
-    heldOut: z.number().int().min(1).default(64),
-    clusters: z.number().int().min(1).default(8),
+    calibration: z.number().int().min(1).max(1_048_576).default(32),
+    heldOut: z.number().int().min(1).max(1_048_576).default(64),
+    clusters: z.number().int().min(1).max(65_536).default(8),
     sampling: z.enum(['ccds', 'random']).default('ccds'),
     seqLen: z.number().int().min(2).max(1_048_576).default(256),
     tasks: z.array(z.enum(Object.keys(TASKS) as [TaskName, ...TaskName[]])).default([]),
-    taskLimit: z.number().int().min(1).default(200),
+    taskLimit: z.number().int().min(1).max(1_048_576).default(200),
     /** Also run the peer methods on the same calibration windows and evaluator. */
     baselines: z.boolean().default(false),
   })
   .strict();
 
 export type SearchSpec = z.infer<typeof searchSpecSchema>;
+
+/**
+ * A spec from fields given one at a time (`evop prune`'s flags; absent ones take their defaults), checked by the
+ * schema: a value out of its bounds is a PipelineError naming the field (`seqLen`, `target.units`).
+ */
+export function parseSearchSpec(fields: Record<string, unknown>): SearchSpec {
+  const parsed = searchSpecSchema.safeParse(fields);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  throw new PipelineError(issue.path.join('.') || 'spec', issue.message);
+}
 
 /** The peer methods `baselines` adds, per granularity. */
 export const PEERS: Record<SearchSpec['granularity'], StrategyName[]> = {

@@ -1,12 +1,20 @@
 import { isDeepStrictEqual } from 'node:util';
+import { runtimeConfig } from '@evop/config';
 import { STRATEGIES } from '@evop/core';
 import { jobOutbox } from '@evop/db';
-import { PipelineError, planSearch, searchSpecSchema } from '@evop/pipeline/control';
+import {
+  checkServiceMaxima,
+  checkTaskMemory,
+  PipelineError,
+  planSearch,
+  searchSpecSchema,
+} from '@evop/pipeline/control';
 import { channels, isFinished, JOB_STATUSES, PruneOutbox, publishJobEvent } from '@evop/queue';
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps.ts';
+import { createWithinQuota } from '../job-quota.ts';
 import { currentLayout } from '../model-layout.ts';
 import { ApiError, invalid, notFound } from '../problem.ts';
 import { idParams, jobView } from '../views.ts';
@@ -18,6 +26,11 @@ const createJob = z
     spec: searchSpecSchema,
   })
   .strict();
+
+/** A spec the pipeline refuses: 422 naming its field (`spec.seqLen: …`). */
+function specError(err: unknown): unknown {
+  return err instanceof PipelineError ? invalid(`spec.${err.field}`, err.reason) : err;
+}
 
 /** Jobs: submit (202 + Location, Idempotency-Key), list, inspect, generations, cancel. */
 export const jobRoutes =
@@ -33,6 +46,8 @@ export const jobRoutes =
           'the queue did not take the job in time; a coordinator will enqueue it',
         );
     };
+    /** What a worker's tasks run with: the API estimates their memory with the settings the workers share. */
+    const runtime = runtimeConfig();
     const ownJob = async (id: string, tenantId: string) => {
       const job = await db.job.findFirst({ where: { id, tenantId }, include: { result: true } });
       if (!job) throw notFound('job', id);
@@ -47,7 +62,9 @@ export const jobRoutes =
           description:
             'Answers 202 with the job and its Location once the job is stored; it is put on the queue then, or by a ' +
             'coordinator when the queue is unreachable. The same `Idempotency-Key` with the same body returns the ' +
-            'same job (and completes its submission); with another body, 409.',
+            "same job (and completes its submission); with another body, 409. A spec past the service's limits " +
+            "(EVOP_MAX_*, the model's context, a task's memory: EVOP_WORKER_MEMORY_BYTES) is 422 naming the field; " +
+            'a tenant with EVOP_TENANT_MAX_ACTIVE_JOBS jobs queued or running gets 429.',
           tags: ['jobs'],
           body: createJob,
           headers: z.object({ 'idempotency-key': z.string().min(1).max(200).optional() }),
@@ -69,31 +86,30 @@ export const jobRoutes =
             return accepted(reply, job);
           }
         }
+        try {
+          // The service's maxima first: they need no model.
+          checkServiceMaxima(spec, deps.config);
+        } catch (err) {
+          throw specError(err);
+        }
         const model = await db.model.findFirst({ where: { id: modelId, tenantId } });
         if (!model) throw invalid('modelId', `no model '${modelId}'`);
         const dataset = await db.dataset.findFirst({ where: { id: datasetId, tenantId } });
         if (!dataset) throw invalid('datasetId', `no dataset '${datasetId}'`);
         try {
-          planSearch(await currentLayout(deps, model), spec);
+          const layout = await currentLayout(deps, model);
+          planSearch(layout, spec);
+          checkTaskMemory(layout, spec, deps.config, runtime);
         } catch (err) {
-          if (err instanceof PipelineError) throw invalid(`spec.${err.field}`, err.reason);
-          throw err;
+          throw specError(err);
         }
-        let job: Awaited<ReturnType<typeof ownJob>>;
-        try {
-          job = await db.job.create({
-            data: { tenantId, modelId, datasetId, spec: spec as never, idempotencyKey: key ?? null },
-            include: { result: true },
-          });
-        } catch (err) {
-          // Two requests with one key at once: the second finds the first's job.
-          if ((err as { code?: string }).code !== 'P2002' || !key) throw err;
-          const existing = await db.job.findUniqueOrThrow({
-            where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: key } },
-            include: { result: true },
-          });
-          return accepted(reply, sameRequest(existing, { modelId, datasetId, spec }));
-        }
+        const { job, created } = await createWithinQuota(
+          db,
+          { tenantId, modelId, datasetId, spec, idempotencyKey: key ?? null },
+          deps.config.tenantMaxActiveJobs,
+        );
+        // Submitted with the same key meanwhile: that submission's job, as for a retry.
+        if (!created) return accepted(reply, sameRequest(job, { modelId, datasetId, spec }));
         await enqueue(job.id);
         return accepted(reply, job);
       },
