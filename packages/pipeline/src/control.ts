@@ -36,7 +36,6 @@ export {
 } from './report.ts';
 export { planSearch } from './search-space.ts';
 export { PEERS, parseSearchSpec, type SearchSpec, searchSpecSchema, strategiesOf } from './search-spec.ts';
-export { checkContext, checkServiceMaxima } from './spec-limits.ts';
 export {
   type CheckpointStore,
   Interrupted,
@@ -47,5 +46,6 @@ export {
   type SearchSummary,
   summaryOf,
 } from './searches.ts';
+export { checkContext, checkServiceMaxima } from './spec-limits.ts';
 export { checkTaskMemory, taskMemoryBytes } from './task-memory.ts';
 export { checkVocabulary } from './vocabulary.ts';
