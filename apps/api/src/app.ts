@@ -15,6 +15,7 @@ import type { ApiDeps } from './deps.ts';
 import { ApiError, problemHandler } from './problem.ts';
 import { artifactRoutes } from './routes/artifacts.ts';
 import { datasetRoutes } from './routes/datasets.ts';
+import { deletionRoutes } from './routes/deletions.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobRoutes } from './routes/jobs.ts';
@@ -72,6 +73,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     eventRoutes,
     artifactRoutes,
     workerRoutes,
+    deletionRoutes,
   ])
     await app.register(routes(deps));
   await dashboard(app);

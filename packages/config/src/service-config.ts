@@ -24,6 +24,14 @@ const schema = z.object({
     .positive()
     .default(8 * 1024 ** 3),
   EVOP_RATE_LIMIT: z.coerce.number().int().positive().default(600),
+  EVOP_ANONYMOUS_RATE_LIMIT: z.coerce.number().int().positive().default(60),
+  EVOP_TENANT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024 ** 3),
+  EVOP_GC_GRACE_MS: z.coerce.number().int().min(0).default(3_600_000),
+  EVOP_GC_INTERVAL_MS: z.coerce.number().int().positive().default(600_000),
   EVOP_WORKER_CACHE_BYTES: z.coerce
     .number()
     .int()
@@ -67,6 +75,17 @@ export interface ServiceConfig {
   maxUploadBytes: number;
   /** Requests per minute per API key. */
   rateLimit: number;
+  /**
+   * Requests per minute per client IP without a valid API key (missing, wrong or revoked); past it, that IP's
+   * requests are refused before their key is looked up.
+   */
+  anonymousRateLimit: number;
+  /** Bytes of models and datasets one tenant may keep. */
+  tenantMaxBytes: number;
+  /** An artifact no model, dataset, calibration or result names is removed once unused this long. */
+  gcGraceMs: number;
+  /** How often the API collects unused artifacts (besides after each deletion). */
+  gcIntervalMs: number;
   /** Bytes a worker's artifact cache may hold before it removes the least recently used artifacts. */
   workerCacheBytes: number;
   /** Models a worker keeps ready (files linked, graphs written); the least recently used beyond are removed. */
@@ -115,6 +134,10 @@ export function serviceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConf
     host: v.HOST,
     maxUploadBytes: v.EVOP_MAX_UPLOAD_BYTES,
     rateLimit: v.EVOP_RATE_LIMIT,
+    anonymousRateLimit: v.EVOP_ANONYMOUS_RATE_LIMIT,
+    tenantMaxBytes: v.EVOP_TENANT_MAX_BYTES,
+    gcGraceMs: v.EVOP_GC_GRACE_MS,
+    gcIntervalMs: v.EVOP_GC_INTERVAL_MS,
     workerCacheBytes: v.EVOP_WORKER_CACHE_BYTES,
     workerModels: v.EVOP_WORKER_MODELS,
     coordinatorConcurrency: v.EVOP_COORDINATOR_CONCURRENCY,

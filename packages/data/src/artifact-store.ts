@@ -10,6 +10,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  type Stats,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -95,10 +96,7 @@ export class ArtifactStore {
   private evict(keep: string): void {
     const limit = this.options.maxBytes;
     if (limit === undefined) return;
-    const files = readdirSync(this.dir)
-      .filter((d) => /^[0-9a-f]{2}$/.test(d))
-      .flatMap((d) => readdirSync(join(this.dir, d)).filter((f) => SHA256.test(f)))
-      .map((sha256) => ({ sha256, stat: statSync(join(this.dir, sha256.slice(0, 2), sha256)) }));
+    const files = this.files();
     let total = files.reduce((n, f) => n + f.stat.size, 0);
     if (total <= limit) return;
     const rank = new Map([...this.used.keys()].map((sha, i) => [sha, i]));
@@ -111,6 +109,42 @@ export class ArtifactStore {
       this.drop(sha256);
       total -= stat.size;
     }
+  }
+
+  /** Every artifact file of the store, with what `stat` says of it. */
+  private files(): { sha256: string; stat: Stats }[] {
+    if (!existsSync(this.dir)) return [];
+    return readdirSync(this.dir)
+      .filter((d) => /^[0-9a-f]{2}$/.test(d))
+      .flatMap((d) => readdirSync(join(this.dir, d)).filter((f) => SHA256.test(f)))
+      .flatMap((sha256) => {
+        try {
+          return [{ sha256, stat: statSync(join(this.dir, sha256.slice(0, 2), sha256)) }];
+        } catch {
+          return []; // removed meanwhile
+        }
+      });
+  }
+
+  /** The stored artifacts: sha256, size and when the file was last written (for garbage collection). */
+  list(): { sha256: string; bytes: number; mtimeMs: number }[] {
+    return this.files().map(({ sha256, stat }) => ({ sha256, bytes: stat.size, mtimeMs: stat.mtimeMs }));
+  }
+
+  /** Removes an artifact (nothing if it is not there). */
+  remove(sha256: string): void {
+    this.drop(sha256);
+  }
+
+  /**
+   * Takes a file whose sha256 the caller computed as it was written (an upload staged elsewhere) into the store,
+   * without reading it again: linked where it can be, else copied. Its bytes replace any file of that name.
+   */
+  adopt(path: string, sha256: string): void {
+    const file = this.file(sha256);
+    mkdirSync(join(this.dir, sha256.slice(0, 2)), { recursive: true });
+    linkOrCopy(path, file);
+    this.stored(sha256);
   }
 
   private unchanged(sha256: string): boolean {

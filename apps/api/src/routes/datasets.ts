@@ -1,8 +1,7 @@
-import { CorpusError, readCorpus } from '@evop/data';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
 import { invalid, notFound } from '../problem.ts';
-import { receiveUpload, uploadName, withStaging } from '../uploads.ts';
+import { uploadName, withUpload } from '../uploads.ts';
 import { datasetView, idParams } from '../views.ts';
 
 /** POST/GET /v1/datasets: a text corpus, checked on upload (documents counted). */
@@ -21,45 +20,33 @@ export const datasetRoutes =
           tags: ['datasets'],
         },
       },
-      async (request, reply) => {
-        const { files, fields } = await receiveUpload(
-          request,
-          deps.db,
-          deps.store,
-          ['file'],
-          deps.config.maxUploadBytes,
-        );
-        const name = uploadName(fields.name);
-        if (files.length !== 1) throw invalid('file', 'exactly one corpus file is required');
-        const file = files[0]!;
-        const format = fields.format ?? (file.filename.endsWith('.jsonl') ? 'jsonl' : 'text');
-        if (format !== 'text' && format !== 'jsonl')
-          throw invalid('format', `'${format}' is not text or jsonl`);
-        return withStaging(deps.store, async (stage) => {
-          const path = stage([
-            { name: format === 'jsonl' ? 'corpus.jsonl' : 'corpus.txt', sha256: file.sha256 },
-          ]);
-          let documents: number;
-          try {
-            documents = readCorpus(path).length;
-          } catch (err) {
-            if (err instanceof CorpusError)
-              throw invalid('file', err.message.replaceAll(path, file.filename));
-            throw err;
-          }
-          const row = await deps.db.dataset.create({
-            data: {
-              tenantId: request.tenantId,
-              name,
-              format,
-              sha256: file.sha256,
-              bytes: BigInt(file.bytes),
-              documents,
-            },
+      async (request, reply) =>
+        withUpload(request, deps, ['file'], async ({ files, fields, stage, keep }) => {
+          const name = uploadName(fields.name);
+          if (files.length !== 1) throw invalid('file', 'exactly one corpus file is required');
+          const file = files[0]!;
+          const format = fields.format ?? (file.filename.endsWith('.jsonl') ? 'jsonl' : 'text');
+          if (format !== 'text' && format !== 'jsonl')
+            throw invalid('format', `'${format}' is not text or jsonl`);
+          const { documents } = await deps.checker.corpus({
+            path: stage([{ name: format === 'jsonl' ? 'corpus.jsonl' : 'corpus.txt', sha256: file.sha256 }]),
+            field: 'file',
+            shownAs: file.filename,
           });
+          const row = await keep((tx) =>
+            tx.dataset.create({
+              data: {
+                tenantId: request.tenantId,
+                name,
+                format,
+                sha256: file.sha256,
+                bytes: BigInt(file.bytes),
+                documents,
+              },
+            }),
+          );
           return reply.code(201).header('location', `/v1/datasets/${row.id}`).send(datasetView(row));
-        });
-      },
+        }),
     );
 
     app.get('/v1/datasets', { schema: { summary: 'List datasets', tags: ['datasets'] } }, async (request) => {

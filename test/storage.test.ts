@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
+import type { ServiceClient } from './service-client.ts';
+import { data, type Service, SMALL_SPEC, startService, uploadModel } from './service-fixture.ts';
+
+// Room for the model and the dataset, not for a second dataset.
+const QUOTA = statSync(data.model).size + statSync(data.stories).size + 100_000;
+let service: Service;
+let api: ServiceClient;
+let apiDir: string;
+
+before(async () => {
+  service = await startService(0, { EVOP_TENANT_MAX_BYTES: String(QUOTA), EVOP_GC_GRACE_MS: '0' });
+  api = await service.client('acme');
+  apiDir = join(service.dir, 'stack', 'api');
+});
+after(() => service?.close());
+
+/** Every file under the API's artifact store, or its staging area. */
+function storedFiles(area: 'artifacts' | 'staging' = 'artifacts'): string[] {
+  const walk = (dir: string): string[] => {
+    try {
+      return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)],
+      );
+    } catch {
+      return [];
+    }
+  };
+  return walk(join(apiDir, area)).sort();
+}
+
+const artifactRows = async () => (await service.db.db.artifact.findMany()).map((r) => r.sha256).sort();
+
+/** Waits until the store holds exactly `expected` (garbage collection runs after each deletion). */
+async function storeBecomes(expected: string[], timeoutMs = 30_000) {
+  const end = Date.now() + timeoutMs;
+  while (!isDeepStrictEqual(storedFiles(), expected)) {
+    if (Date.now() > end) assert.deepEqual(storedFiles(), expected, `the store within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+test('a refused upload leaves nothing in the store: not a model, a stray data file, a corpus without text', async () => {
+  const before = storedFiles();
+  const rows = await artifactRows();
+  const junk = join(service.dir, 'junk.onnx');
+  writeFileSync(junk, randomBytes(50_000));
+  const notModel = await api.upload(
+    '/v1/models',
+    { name: 'junk' },
+    { model: [junk], tokenizer: [data.tokenizer] },
+  );
+  assert.equal(notModel.status, 422);
+  assert.match(notModel.json.detail, /^model: not a readable ONNX model/);
+
+  const stray = join(service.dir, 'weights.bin');
+  writeFileSync(stray, randomBytes(10_000));
+  const extra = await api.upload(
+    '/v1/models',
+    { name: 'extra' },
+    { model: [data.model], data: [stray], tokenizer: [data.tokenizer] },
+  );
+  assert.equal(extra.status, 422);
+  assert.equal(extra.json.detail, "data: 'weights.bin' is not external data of the model");
+
+  const blank = join(service.dir, 'blank.txt');
+  writeFileSync(blank, '\n\n  \n');
+  const empty = await api.upload('/v1/datasets', { name: 'blank' }, { file: [blank] });
+  assert.equal(empty.status, 422);
+  assert.match(empty.json.detail, /^file: corpus 'blank.txt' has no text/);
+
+  assert.deepEqual(storedFiles(), before, 'no file of a refused upload is kept');
+  assert.deepEqual(storedFiles('staging'), [], 'nor left staged');
+  assert.deepEqual(await artifactRows(), rows);
+});
+
+test("a tenant's storage quota refuses an upload past it (413 naming the quota); other tenants are not counted", async () => {
+  const modelId = await uploadModel(api, 'stories260K', data.model);
+  const first = await api.upload('/v1/datasets', { name: 'stories' }, { file: [data.stories] });
+  assert.equal(first.status, 201, JSON.stringify(first.json));
+  const second = await api.upload('/v1/datasets', { name: 'again' }, { file: [data.stories] });
+  assert.equal(second.status, 413);
+  assert.match(
+    second.json.detail,
+    /^file: the tenant's storage quota of \d+ bytes \(EVOP_TENANT_MAX_BYTES\) has \d+ bytes left/,
+  );
+  const other = await service.client('globex');
+  const theirs = await other.upload('/v1/datasets', { name: 'stories' }, { file: [data.stories] });
+  assert.equal(theirs.status, 201);
+  // Room comes back with a deletion.
+  assert.equal((await api.request('DELETE', `/v1/datasets/${first.json.id}`)).status, 204);
+  const third = await api.upload('/v1/datasets', { name: 'again' }, { file: [data.stories] });
+  assert.equal(third.status, 201, JSON.stringify(third.json));
+  assert.equal((await api.request('DELETE', `/v1/datasets/${third.json.id}`)).status, 204);
+  assert.equal((await api.request('DELETE', `/v1/models/${modelId}`)).status, 204);
+  assert.equal((await other.request('DELETE', `/v1/datasets/${theirs.json.id}`)).status, 204);
+});
+
+test('DELETE is refused while a job uses a model or dataset, and a running job; once deleted, the store shrinks back except for what others still use', async () => {
+  const other = await service.client('initech');
+  const theirModel = await uploadModel(other, 'shared-weights', data.model);
+
+  const modelId = await uploadModel(api, 'stories260K', data.model);
+  const dataset = await api.upload('/v1/datasets', { name: 'stories' }, { file: [data.stories] });
+  const datasetId = dataset.json.id as string;
+  // No worker: the job stays unfinished until cancelled.
+  const job = await api.request('POST', '/v1/jobs', { modelId, datasetId, spec: SMALL_SPEC });
+  assert.equal(job.status, 202, JSON.stringify(job.json));
+  const jobId = job.json.id as string;
+
+  for (const path of [`/v1/models/${modelId}`, `/v1/datasets/${datasetId}`]) {
+    const refused = await api.request('DELETE', path);
+    assert.equal(refused.status, 409);
+    assert.match(refused.json.detail, /is used by 1 job \(1 unfinished\); delete those jobs first/);
+  }
+  const running = await api.request('DELETE', `/v1/jobs/${jobId}`);
+  assert.equal(running.status, 409);
+  assert.match(running.json.detail, /is (queued|running); cancel it first/);
+  assert.equal(
+    (await other.request('DELETE', `/v1/jobs/${jobId}`)).status,
+    404,
+    "another tenant's job is unknown",
+  );
+  assert.equal((await other.request('DELETE', `/v1/models/${modelId}`)).status, 404);
+
+  assert.equal((await api.request('POST', `/v1/jobs/${jobId}/cancel`)).status, 202);
+  await api.waitFor(jobId, (j) => j.status === 'cancelled', 60_000);
+  assert.equal((await api.request('DELETE', `/v1/jobs/${jobId}`)).status, 204);
+  assert.equal((await api.request('GET', `/v1/jobs/${jobId}`)).status, 404);
+  assert.equal((await api.request('DELETE', `/v1/models/${modelId}`)).status, 204);
+  assert.equal((await api.request('DELETE', `/v1/datasets/${datasetId}`)).status, 204);
+  assert.equal((await api.request('GET', `/v1/models/${modelId}`)).status, 404);
+
+  // The same weights are still another tenant's model: collected are only the files nobody names.
+  const theirs = await service.db.db.model.findUniqueOrThrow({ where: { id: theirModel } });
+  await storeBecomes(
+    [
+      theirs.manifestSha256,
+      theirs.tokenizerSha256,
+      ...(theirs.files as { sha256: string }[]).map((f) => f.sha256),
+    ]
+      .map((sha) => join(apiDir, 'artifacts', sha.slice(0, 2), sha))
+      .sort(),
+  );
+  assert.equal((await other.request('GET', `/v1/models/${theirModel}`)).status, 200);
+  assert.equal((await other.request('DELETE', `/v1/models/${theirModel}`)).status, 204);
+  // No tenant holds anything now (the tests before deleted what they made): the store is empty.
+  await storeBecomes([]);
+  assert.deepEqual(storedFiles('staging'), []);
+});
