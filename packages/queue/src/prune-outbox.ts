@@ -28,13 +28,16 @@ export class PruneOutbox {
     private readonly options: PruneOutboxOptions = {},
   ) {}
 
-  /** Enqueues a stored job; false when Redis did not take it in time (the sweeper will). */
+  /**
+   * Enqueues a stored job; false when Redis did not take it in time or refused it, or the row could not be marked
+   * (the sweeper makes good on each: the row is committed, so the submission stands).
+   */
   async submit(jobId: string): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    const added = this.queue
-      .add(QUEUES.prune, { jobId }, { jobId, removeOnComplete: true })
-      .then(() => true as const);
-    added.catch(() => {}); // a late failure, after the race, is the sweeper's to make good
+    const added = this.queue.add(QUEUES.prune, { jobId }, { jobId, removeOnComplete: true }).then(
+      () => true,
+      () => false,
+    );
     const late = new Promise<false>((resolve) => {
       timer = setTimeout(resolve, this.options.enqueueTimeoutMs ?? 2000, false);
     });
@@ -43,8 +46,10 @@ export class PruneOutbox {
     } finally {
       clearTimeout(timer);
     }
-    await this.store.markEnqueued(jobId);
-    return true;
+    return this.store.markEnqueued(jobId).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Enqueues every pending job (one sweep at a time); returns how many it enqueued. */
