@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -12,7 +13,7 @@ import {
 import { authentication } from './auth.ts';
 import { dashboard } from './dashboard.ts';
 import type { ApiDeps } from './deps.ts';
-import { ApiError, problemHandler } from './problem.ts';
+import { problemHandler, tooManyRequests } from './problem.ts';
 import { artifactRoutes } from './routes/artifacts.ts';
 import { datasetRoutes } from './routes/datasets.ts';
 import { deletionRoutes } from './routes/deletions.ts';
@@ -21,13 +22,14 @@ import { healthRoutes } from './routes/health.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { modelRoutes } from './routes/models.ts';
 import { workerRoutes } from './routes/workers.ts';
+import { serverPathHider } from './server-paths.ts';
 
 /** The API server: every feature a plugin, every route with a zod schema that is its validation and its docs. */
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  problemHandler(app);
+  problemHandler(app, serverPathHider([dirname(deps.config.artifactDir)]));
   // The docs and the dashboard's files are public; the dashboard's calls carry the user's key.
   app.addHook('onRoute', (route) => {
     if (route.url === '/' || route.url.startsWith('/docs') || route.url.startsWith('/ui/'))
@@ -55,16 +57,16 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     keyGenerator: (request) => request.headers.authorization ?? request.ip,
     allowList: (request) => request.url.startsWith('/internal/') || request.url === '/healthz',
     errorResponseBuilder: (_request, context) =>
-      new ApiError(
-        429,
-        'Too Many Requests',
-        `more than ${context.max} requests in ${context.after}; retry later`,
-        {
-          'retry-after': String(Math.ceil(context.ttl / 1000)),
-        },
-      ),
+      tooManyRequests(`more than ${context.max} requests in ${context.after}; retry later`, context.ttl),
   });
-  authentication(app, deps.db, deps.config.serviceToken);
+  // The per-key limit above runs after authentication; requests without a valid key are limited per client IP
+  // in authentication itself, before their key is looked up.
+  const anonymousLimit = app.createRateLimit({
+    max: deps.config.anonymousRateLimit,
+    timeWindow: '1 minute',
+    keyGenerator: (request) => request.ip,
+  });
+  authentication(app, deps.db, deps.config.serviceToken, anonymousLimit);
   for (const routes of [
     healthRoutes,
     modelRoutes,

@@ -26,6 +26,11 @@ export class JobEventHub {
     return hub;
   }
 
+  /** Listeners of all jobs: the API's open SSE streams (a gauge on /metrics; each stream removes its own). */
+  get listeners(): number {
+    return this.emitter.eventNames().reduce((n, job) => n + this.emitter.listenerCount(job), 0);
+  }
+
   /** Calls `listener` with each event of the job until the returned function is called. */
   listen(jobId: string, listener: (event: JobEvent) => void): () => void {
     this.emitter.on(jobId, listener);

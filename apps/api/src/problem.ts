@@ -20,6 +20,11 @@ export class ApiError extends Error {
 
 export const notFound = (what: string, id: string) =>
   new ApiError(404, 'Not Found', `${what} '${id}' does not exist`);
+/** 429 with Retry-After: the limit's window ends in `ttlMs`. */
+export const tooManyRequests = (detail: string, ttlMs: number) =>
+  new ApiError(429, 'Too Many Requests', detail, {
+    'retry-after': String(Math.max(1, Math.ceil(ttlMs / 1000))),
+  });
 export const invalid = (field: string, reason: string) =>
   new ApiError(422, 'Unprocessable Content', `${field}: ${reason}`);
 
@@ -47,8 +52,11 @@ const CLIENT_ERRORS: Record<string, string> = {
   FST_ERR_VALIDATION: 'Bad Request',
 };
 
-/** Every error becomes a problem document; a 5xx never shows its stack or message to the client. */
-export function problemHandler(app: FastifyInstance): void {
+/**
+ * Every error becomes a problem document; a 5xx never shows its stack or message to the client, and no detail
+ * shows the server's paths (`hidePaths`: a reader's message names the staged file, a store error its folder).
+ */
+export function problemHandler(app: FastifyInstance, hidePaths: (text: string) => string): void {
   app.setNotFoundHandler((request, reply) =>
     reply
       .code(404)
@@ -94,6 +102,9 @@ export function problemHandler(app: FastifyInstance): void {
       detail = error.message;
     }
     if (status >= 500) request.log.error({ err: error }, 'request failed');
-    reply.code(status).type('application/problem+json').send({ type: 'about:blank', title, status, detail });
+    reply
+      .code(status)
+      .type('application/problem+json')
+      .send({ type: 'about:blank', title, status, detail: hidePaths(detail) });
   });
 }

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { isFinished, type JobEvent } from '@evop/queue';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
@@ -14,6 +15,15 @@ const KEEPALIVE_MS = 15_000;
 export const eventRoutes =
   (deps: ApiDeps): FastifyPluginAsyncZod =>
   async (app) => {
+    // Server close ends every stream, so that it does not wait for clients that never hang up; their connections
+    // go too (left idle after the stream, one would hold the close until its keep-alive timeout).
+    const open = new Map<() => void, ServerResponse>();
+    app.addHook('preClose', async () => {
+      for (const [end, raw] of [...open]) {
+        end();
+        raw.once('finish', () => raw.destroy());
+      }
+    });
     app.get(
       '/v1/jobs/:id/events',
       {
@@ -37,21 +47,30 @@ export const eventRoutes =
         const stopListening = deps.events.listen(id, (event) => (send ? send(event) : live.push(event)));
         reply.hijack();
         const raw = reply.raw;
+        const seen = new Set<string>();
+        let ended = false;
+        let keepalive: NodeJS.Timeout | undefined;
+        // Every way a stream ends comes here: the client gone (at any moment), the job's final status, server
+        // close. Its timer and listener go with it.
+        const end = () => {
+          if (ended) return;
+          ended = true;
+          clearInterval(keepalive);
+          stopListening();
+          open.delete(end);
+          raw.end();
+        };
+        // 'close' is emitted once: a client that hung up while the request was authenticated or the job looked
+        // up is gone already, and would otherwise keep its timer and listener until the job ends.
+        if (raw.destroyed) return end();
+        raw.on('close', end);
+        open.set(end, raw);
         raw.writeHead(200, {
           'content-type': 'text/event-stream',
           'cache-control': 'no-cache',
           connection: 'keep-alive',
           'x-accel-buffering': 'no',
         });
-        const seen = new Set<string>();
-        let ended = false;
-        const end = () => {
-          if (ended) return;
-          ended = true;
-          clearInterval(keepalive);
-          stopListening();
-          raw.end();
-        };
         const write = (event: JobEvent) => {
           if (ended) return;
           if (event.type === 'generation') {
@@ -64,8 +83,7 @@ export const eventRoutes =
             if (isFinished(event.status)) end();
           }
         };
-        const keepalive = setInterval(() => raw.write(': keepalive\n\n'), KEEPALIVE_MS);
-        request.raw.on('close', end);
+        keepalive = setInterval(() => raw.write(': keepalive\n\n'), KEEPALIVE_MS);
 
         raw.write('retry: 2000\n\n');
         const current = await deps.db.job.findUniqueOrThrow({ where: { id } });

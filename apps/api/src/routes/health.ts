@@ -43,6 +43,14 @@ export const healthRoutes = (deps: ApiDeps): FastifyPluginAsyncZod => {
         this.set(await deps.pruneQueue.getWaitingCount());
       },
     });
+    new Gauge({
+      name: 'evop_event_streams',
+      help: 'Open job event streams (SSE) of this API process',
+      registers: [registry],
+      collect() {
+        this.set(deps.events.listeners);
+      },
+    });
     app.addHook('onResponse', async (request, reply) => {
       requests.observe(
         {
