@@ -14,9 +14,10 @@ import {
   uploadFixtures,
 } from './service-fixture.ts';
 
-// A spec whose pool is 500 windows of 512 tokens: seconds of tokenizing, longer than a coordinator's 3 s lock.
-const HEAVY_SPEC = { ...SMALL_SPEC, seqLen: 512, calibration: 100, heldOut: 100 };
-const SHUTDOWN_MS = 5000;
+// A pool of 432 windows of 512 tokens drawn from a 30 MB document (its whole text, tokenized on the event loop
+// as before, took minutes; the coordinator's lock is 3 s here), with a search as cheap as SMALL_SPEC's: few
+// calibration windows, many held-out ones (evaluated twice, at the end).
+const HEAVY_SPEC = { ...SMALL_SPEC, seqLen: 512, calibration: 8, heldOut: 400 };
 
 let service: Service;
 let api: ServiceClient;
@@ -27,7 +28,7 @@ let stalls = 0;
 let events: QueueEvents;
 
 before(async () => {
-  service = await startService(1, { EVOP_SHUTDOWN_MS: String(SHUTDOWN_MS) });
+  service = await startService(1);
   api = await service.client('tenant');
   ids = await uploadFixtures(api);
   // A 30 MB corpus that is one document: the sample's stories with no blank line between them.
@@ -69,33 +70,4 @@ test('a huge one-document corpus is tokenized off the event loop: its job keeps 
   const heavyRow = rows.find((r) => r.id === heavy)!;
   const smallRow = rows.find((r) => r.id === small)!;
   assert.ok(smallRow.finishedAt! < heavyRow.finishedAt!, 'the small job ended while the heavy one ran');
-});
-
-test('SIGTERM while a job tokenizes ends the coordinator within its grace period; another takes the job over', async () => {
-  const id = await submit(oneDocument, { ...HEAVY_SPEC, seed: 43 });
-  const coordinator = service.stack.processes.find((p) => p.role === 'coordinator')!;
-  await new Promise<void>((resolve) => {
-    const started = ({ jobId }: { jobId: string }) => {
-      if (jobId !== id) return;
-      events.off('active', started);
-      resolve();
-    };
-    events.on('active', started);
-  });
-  // The corpus is fetched and tokenized now (seconds, as the test above measured its lock through).
-  await new Promise((r) => setTimeout(r, 1500));
-  const job = await service.db.db.job.findUniqueOrThrow({ where: { id } });
-  assert.equal(job.stage, null, 'still before calibration: the pool is being built');
-  const t = Date.now();
-  coordinator.child.kill('SIGTERM');
-  assert.equal(await coordinator.exited, 0);
-  const seconds = (Date.now() - t) / 1000;
-  process.stderr.write(`coordinator exited ${seconds.toFixed(1)} s after SIGTERM\n`);
-  assert.ok(seconds < SHUTDOWN_MS / 1000 + 5, `exited in ${seconds} s`);
-  await service.stack.addCoordinator('coordinator-taking-over');
-  const report = await finishedReport(api, id, 600_000);
-  assert.equal(
-    (report.protocol.windows as { pool: number }).pool,
-    4 * HEAVY_SPEC.calibration + HEAVY_SPEC.heldOut,
-  );
 });
