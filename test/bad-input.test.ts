@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import { resolveDataFile } from '@evop/config';
 import fc from 'fast-check';
 import type { ServiceClient } from './service-client.ts';
-import { data, type Service, startService, uploadFixtures } from './service-fixture.ts';
+import { assertProblem, data, type Service, startService, uploadFixtures } from './service-fixture.ts';
 
 const MAX_UPLOAD = 4 * 1024 * 1024;
 let service: Service;
@@ -19,17 +19,6 @@ before(async () => {
   ids = await uploadFixtures(api);
 });
 after(() => service?.close());
-
-/** A 4xx problem document whose detail matches `detail`. */
-function assertProblem(
-  r: { status: number; type: string; json: { detail?: string } },
-  status: number,
-  detail: RegExp,
-) {
-  assert.equal(r.status, status, JSON.stringify(r.json));
-  assert.match(r.type, /^application\/problem\+json/);
-  assert.match(r.json.detail ?? '', detail);
-}
 
 const valid = {
   target: { units: 2 },

@@ -9,7 +9,14 @@ import { promisify } from 'node:util';
 import { Llama2cTokenizer, readCorpus } from '@evop/data';
 import { discoverLayers, encodeModel, readModel, writeModel } from '@evop/onnx';
 import type { ServiceClient } from './service-client.ts';
-import { data, type Service, SMALL_SPEC, startService, uploadStories } from './service-fixture.ts';
+import {
+  data,
+  type Service,
+  SMALL_SPEC,
+  startService,
+  uploadModel,
+  uploadStories,
+} from './service-fixture.ts';
 
 const ANONYMOUS_LIMIT = 5;
 let service: Service;
@@ -167,13 +174,7 @@ async function abortedStream(jobId: string, ms: number, afterFirstEvent: boolean
 let runningJob: string;
 
 test('event streams release their timer and listener however they end: aborted at any moment, or at the job end', async () => {
-  const modelId = (
-    await api.upload(
-      '/v1/models',
-      { name: 'stories260K' },
-      { model: [data.model], tokenizer: [data.tokenizer] },
-    )
-  ).json.id as string;
+  const modelId = await uploadModel(api, 'stories260K', data.model);
   const submitted = await api.request('POST', '/v1/jobs', { modelId, datasetId, spec: SMALL_SPEC });
   assert.equal(submitted.status, 202, JSON.stringify(submitted.json));
   runningJob = submitted.json.id;
@@ -272,13 +273,7 @@ test('server close ends the open event streams instead of waiting for their clie
     worker.child.kill('SIGTERM');
     assert.equal(await worker.exited, 0);
   }
-  const modelId = (
-    await api.upload(
-      '/v1/models',
-      { name: 'stories260K' },
-      { model: [data.model], tokenizer: [data.tokenizer] },
-    )
-  ).json.id as string;
+  const modelId = await uploadModel(api, 'stories260K', data.model);
   const submitted = await api.request('POST', '/v1/jobs', {
     modelId,
     datasetId,

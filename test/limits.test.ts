@@ -4,7 +4,14 @@ import { resolveDataFile } from '@evop/config';
 import { discoverLayers, readModel } from '@evop/onnx';
 import { taskMemoryBytes } from '@evop/pipeline';
 import type { ServiceClient } from './service-client.ts';
-import { data, type Service, startService, uploadFixtures, uploadModel } from './service-fixture.ts';
+import {
+  assertProblem,
+  data,
+  type Service,
+  startService,
+  uploadFixtures,
+  uploadModel,
+} from './service-fixture.ts';
 
 // The service's limits, small enough to reach in a test; each test below is at one of them and just past it.
 const LIMITS = {
@@ -68,16 +75,6 @@ const submit = (
   modelId = ids.modelId,
   headers: Record<string, string> = {},
 ) => api.request('POST', '/v1/jobs', { modelId, datasetId: ids.datasetId, spec }, headers);
-
-function assertProblem(
-  r: { status: number; type: string; json: { detail?: string } },
-  status: number,
-  detail: RegExp,
-) {
-  assert.equal(r.status, status, JSON.stringify(r.json));
-  assert.match(r.type, /^application\/problem\+json/);
-  assert.match(r.json.detail ?? '', detail);
-}
 
 /** Marks every job finished, as when jobs end: they leave their tenant's quota, and the next test starts with none. */
 async function finishAll() {

@@ -267,3 +267,14 @@ export function writeSparseExternal(source: string, dir: string, hole: number): 
   writeFileSync(path, encodeModel(proto));
   return path;
 }
+
+/** A 4xx problem document (application/problem+json) whose detail matches `detail`. */
+export function assertProblem(
+  r: { status: number; type: string; json: { detail?: string } },
+  status: number,
+  detail: RegExp,
+) {
+  assert.equal(r.status, status, JSON.stringify(r.json));
+  assert.match(r.type, /^application\/problem\+json/);
+  assert.match(r.json.detail ?? '', detail);
+}
