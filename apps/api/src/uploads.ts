@@ -129,8 +129,10 @@ async function receive(
   // A refusal is answered once the body has been read to its end: a client still sending would see its
   // connection cut (fetch and most HTTP libraries report that, not the answer).
   let refusal: ApiError | undefined;
+  let field = 'body'; // the part being read
   try {
     for await (const part of request.parts()) {
+      field = part.fieldname;
       if (part.type === 'field') {
         fields[part.fieldname] = String(part.value);
         continue;
@@ -176,6 +178,8 @@ async function receive(
   } catch (err) {
     // The multipart parser's own errors (no boundary, a body cut off, a broken part header) carry no code,
     // where the file system's and the database's do: those are the client's body.
+    // A file past the multipart limit (EVOP_MAX_UPLOAD_BYTES) is cut by the parser, which then throws.
+    if ((err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw room.tooLarge(field);
     if (err instanceof Error && !(err instanceof ApiError) && !(err as { code?: string }).code)
       throw new ApiError(
         400,
