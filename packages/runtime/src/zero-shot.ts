@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { MultipleChoiceItem, Tokenizer } from '@evop/data';
 import type { OnnxEvaluator } from './onnx-evaluator.ts';
 
@@ -33,6 +34,33 @@ function stderr(outcomes: boolean[]): number {
   return Math.sqrt((p * (1 - p)) / (n - 1));
 }
 
+// Items tokenized between two yields to the event loop.
+const ITEMS_PER_SLICE = 64;
+
+/**
+ * Each choice's tokens and where its continuation starts, a slice of items at a time: all of a task (HellaSwag's
+ * 10,042 items, 4 choices each) takes seconds to tokenize, and meanwhile a worker's event loop must go on renewing
+ * its task's lock and hearing the job's cancel, which the signal then brings here.
+ */
+async function encodeChoices(
+  tokenizer: Tokenizer,
+  items: readonly MultipleChoiceItem[],
+  signal: AbortSignal | undefined,
+): Promise<{ ids: number[]; from: number }[]> {
+  const requests: { ids: number[]; from: number }[] = [];
+  for (let start = 0; start < items.length; start += ITEMS_PER_SLICE) {
+    signal?.throwIfAborted();
+    for (const item of items.slice(start, start + ITEMS_PER_SLICE))
+      for (const { context, continuation } of item.choices) {
+        const whole = tokenizer.encode(context + continuation);
+        const contextLength = tokenizer.encode(context).length;
+        requests.push({ ids: whole, from: Math.min(contextLength, whole.length - 1) });
+      }
+    await setImmediate();
+  }
+  return requests;
+}
+
 /**
  * Zero-shot multiple choice scored like lm-eval-harness: the continuation's tokens are those of
  * encode(context + continuation) past the tokens of encode(context), and each choice's score is their summed
@@ -45,13 +73,7 @@ export async function scoreMultipleChoice(
   mask?: string,
   signal?: AbortSignal,
 ): Promise<ZeroShotResult> {
-  const requests = items.flatMap((item) =>
-    item.choices.map(({ context, continuation }) => {
-      const whole = tokenizer.encode(context + continuation);
-      const contextLength = tokenizer.encode(context).length;
-      return { ids: whole, from: Math.min(contextLength, whole.length - 1) };
-    }),
-  );
+  const requests = await encodeChoices(tokenizer, items, signal);
   const lls = await evaluator.logLikelihoods(requests, mask, signal);
   let next = 0;
   const results = items.map((item) => {
