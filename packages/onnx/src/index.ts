@@ -28,6 +28,7 @@ export {
   sampleTensor,
   type WriteOptions,
   writeModel,
+  writeModelAsync,
 } from './model-file.ts';
 export { DataType, decodeModel, encodeModel, type ModelProto } from './proto.ts';
 export { type PruneOptions, pruneModel } from './prune.ts';

@@ -9,8 +9,10 @@ import {
   renameSync,
   rmSync,
   statSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
+import { type FileHandle, open, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import { linkOrCopy } from '@evop/data';
 import { ModelError } from './errors.ts';
@@ -206,12 +208,17 @@ const PAGE = 4096;
 const PAGE_ALIGNED_BYTES = 1 << 20;
 const COPY_CHUNK = 1 << 24;
 
-/**
- * Writes a model and its external data atomically: into temporary files renamed into place only when all is
- * written, so a failure never leaves a partial model. External bytes are copied in chunks, never held whole.
- * Returns the paths written.
- */
-export function writeModel(proto: ModelProto, path: string, options: WriteOptions = {}): string[] {
+/** What writing a model does, decided before any byte is written: the same for the sync and async writers. */
+interface WritePlan {
+  /** The files written, each first under `<file><suffix>`, renamed into place when all is written. */
+  files: string[];
+  suffix: string;
+  /** The external-data file and what goes into it, where. */
+  data?: { path: string; copies: { source: ExternalRange | Uint8Array; at: number }[] };
+  model: { path: string; bytes: Uint8Array };
+}
+
+function planWrite(proto: ModelProto, path: string, options: WriteOptions): WritePlan {
   const tensors = proto.graph?.initializer ?? [];
   const mode = options.externalData ?? 'auto';
   const external =
@@ -220,57 +227,109 @@ export function writeModel(proto: ModelProto, path: string, options: WriteOption
       (tensors.some(isExternal) ||
         tensors.reduce((n, t) => n + tensorByteLength(t), 0) > AUTO_EXTERNAL_BYTES));
   const dataName = `${basename(path)}.data`;
-  const dataPath = join(dirname(path), dataName);
-  const suffix = `.tmp-${process.pid}-${Date.now()}`;
-  const written: string[] = [];
+  const copies: { source: ExternalRange | Uint8Array; at: number }[] = [];
   // Tensors are written into a copy of the initializer list so that the caller's model is left as it was.
   const saved = tensors.map((t) => make.tensor({ ...t }));
   mkdirSync(dirname(path), { recursive: true });
-  try {
-    if (mode === 'reference') referenceExternalData(saved, dirname(path));
-    let fd: number | undefined;
-    let offset = 0;
-    for (const tensor of saved) {
-      if (mode === 'reference') break;
-      // Tensors the source kept external stay external, however small.
-      const move = external && (isExternal(tensor) || tensorByteLength(tensor) >= EXTERNAL_MIN_BYTES);
-      if (!isExternal(tensor) && !move) continue;
-      if (!move) {
-        tensor.rawData = readExternal(externalRange(tensor));
-        tensor.dataLocation = DataLocation.DEFAULT;
-        tensor.externalData = [];
-        continue;
-      }
-      if (fd === undefined) {
-        fd = openSync(dataPath + suffix, 'w');
-        written.push(dataPath);
-      }
-      const length = isExternal(tensor) ? externalRange(tensor).length : tensorByteLength(tensor);
-      const alignment = length >= PAGE_ALIGNED_BYTES ? PAGE : ALIGNMENT;
-      offset = Math.ceil(offset / alignment) * alignment;
-      if (isExternal(tensor)) copyRange(externalRange(tensor), fd, offset);
-      else {
-        const bytes = inlineTensorBytes(tensor);
-        if (!bytes) continue;
-        writeSync(fd, bytes, 0, bytes.length, offset);
-      }
-      clearTypedData(tensor);
-      tensor.dataLocation = DataLocation.EXTERNAL;
-      setExternalRange(tensor, { file: dataName, offset, length });
-      offset += length;
+  if (mode === 'reference') referenceExternalData(saved, dirname(path));
+  let offset = 0;
+  for (const tensor of saved) {
+    if (mode === 'reference') break;
+    // Tensors the source kept external stay external, however small.
+    const move = external && (isExternal(tensor) || tensorByteLength(tensor) >= EXTERNAL_MIN_BYTES);
+    if (!isExternal(tensor) && !move) continue;
+    if (!move) {
+      tensor.rawData = readExternal(externalRange(tensor));
+      tensor.dataLocation = DataLocation.DEFAULT;
+      tensor.externalData = [];
+      continue;
     }
-    if (fd !== undefined) closeSync(fd);
-    const out = make.model({ ...proto, graph: make.graph({ ...proto.graph, initializer: saved }) });
-    const fdModel = openSync(path + suffix, 'w');
-    writeSync(fdModel, encodeModel(out));
-    closeSync(fdModel);
-    written.unshift(path);
-    for (const file of written) renameSync(file + suffix, file);
-    return written;
-  } catch (err) {
-    for (const file of [path, dataPath]) rmSync(file + suffix, { force: true });
-    throw err;
+    const length = isExternal(tensor) ? externalRange(tensor).length : tensorByteLength(tensor);
+    const alignment = length >= PAGE_ALIGNED_BYTES ? PAGE : ALIGNMENT;
+    offset = Math.ceil(offset / alignment) * alignment;
+    const source = isExternal(tensor) ? externalRange(tensor) : inlineTensorBytes(tensor);
+    if (!source) continue;
+    copies.push({ source, at: offset });
+    clearTypedData(tensor);
+    tensor.dataLocation = DataLocation.EXTERNAL;
+    setExternalRange(tensor, { file: dataName, offset, length });
+    offset += length;
   }
+  const out = make.model({ ...proto, graph: make.graph({ ...proto.graph, initializer: saved }) });
+  const data = copies.length > 0 ? { path: join(dirname(path), dataName), copies } : undefined;
+  return {
+    files: [path, ...(data ? [data.path] : [])],
+    suffix: `.tmp-${process.pid}-${Date.now()}`,
+    ...(data ? { data } : {}),
+    model: { path, bytes: encodeModel(out) },
+  };
+}
+
+/** Runs `write` for a plan, renaming its files into place only when all is written; a failure leaves none. */
+function committed<T extends string[] | Promise<string[]>>(plan: WritePlan, write: () => T): T {
+  const clean = (err: unknown): never => {
+    for (const file of plan.files) rmSync(file + plan.suffix, { force: true });
+    throw err;
+  };
+  const commit = () => {
+    for (const file of plan.files) renameSync(file + plan.suffix, file);
+    return plan.files;
+  };
+  try {
+    const done = write();
+    return (done instanceof Promise ? done.then(commit, clean) : commit()) as T;
+  } catch (err) {
+    return clean(err);
+  }
+}
+
+/**
+ * Writes a model and its external data atomically: into temporary files renamed into place only when all is
+ * written, so a failure never leaves a partial model. External bytes are copied in chunks, never held whole.
+ * Returns the paths written.
+ */
+export function writeModel(proto: ModelProto, path: string, options: WriteOptions = {}): string[] {
+  const plan = planWrite(proto, path, options);
+  return committed(plan, () => {
+    if (plan.data) {
+      const fd = openSync(plan.data.path + plan.suffix, 'w');
+      try {
+        for (const { source, at } of plan.data.copies)
+          if (source instanceof Uint8Array) writeSync(fd, source, 0, source.length, at);
+          else copyRange(source, fd, at);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    writeFileSync(plan.model.path + plan.suffix, plan.model.bytes);
+    return plan.files;
+  });
+}
+
+/**
+ * `writeModel` with its copies awaited chunk by chunk: for a process whose event loop must go on (a worker
+ * renewing its task's lock while it writes a pruned model of many GiB).
+ */
+export async function writeModelAsync(
+  proto: ModelProto,
+  path: string,
+  options: WriteOptions = {},
+): Promise<string[]> {
+  const plan = planWrite(proto, path, options);
+  return committed(plan, async () => {
+    if (plan.data) {
+      const out = await open(plan.data.path + plan.suffix, 'w');
+      try {
+        for (const { source, at } of plan.data.copies)
+          if (source instanceof Uint8Array) await out.write(source, 0, source.length, at);
+          else await copyRangeAsync(source, out, at);
+      } finally {
+        await out.close();
+      }
+    }
+    await writeFile(plan.model.path + plan.suffix, plan.model.bytes);
+    return plan.files;
+  });
 }
 
 /**
@@ -333,6 +392,12 @@ function hashFileSync(path: string): string {
   }
 }
 
+const endsEarly = (range: ExternalRange) =>
+  new ModelError(
+    'unreadable',
+    `external data '${range.file}' ends before byte ${range.offset + range.length}`,
+  );
+
 /** Copies an external range into `fd` at `at`, in chunks. */
 function copyRange(range: ExternalRange, fd: number, at: number): void {
   const source = openSync(range.file, 'r');
@@ -340,11 +405,7 @@ function copyRange(range: ExternalRange, fd: number, at: number): void {
     const chunk = Buffer.alloc(Math.min(COPY_CHUNK, Math.max(1, range.length)));
     for (let done = 0; done < range.length; ) {
       const n = readSync(source, chunk, 0, Math.min(chunk.length, range.length - done), range.offset + done);
-      if (n === 0)
-        throw new ModelError(
-          'unreadable',
-          `external data '${range.file}' ends before byte ${range.offset + range.length}`,
-        );
+      if (n === 0) throw endsEarly(range);
       writeSync(fd, chunk, 0, n, at + done);
       done += n;
     }
@@ -353,16 +414,33 @@ function copyRange(range: ExternalRange, fd: number, at: number): void {
   }
 }
 
+/** `copyRange` for `writeModelAsync`: each chunk read and written without blocking the event loop. */
+async function copyRangeAsync(range: ExternalRange, out: FileHandle, at: number): Promise<void> {
+  const source = await open(range.file, 'r');
+  try {
+    const chunk = Buffer.alloc(Math.min(COPY_CHUNK, Math.max(1, range.length)));
+    for (let done = 0; done < range.length; ) {
+      const { bytesRead: n } = await source.read(
+        chunk,
+        0,
+        Math.min(chunk.length, range.length - done),
+        range.offset + done,
+      );
+      if (n === 0) throw endsEarly(range);
+      await out.write(chunk, 0, n, at + done);
+      done += n;
+    }
+  } finally {
+    await source.close();
+  }
+}
+
 function readExternal(range: ExternalRange): Uint8Array {
   const fd = openSync(range.file, 'r');
   try {
     const buf = Buffer.alloc(range.length);
     const n = readSync(fd, buf, 0, range.length, range.offset);
-    if (n !== range.length)
-      throw new ModelError(
-        'unreadable',
-        `external data '${range.file}' ends before byte ${range.offset + range.length}`,
-      );
+    if (n !== range.length) throw endsEarly(range);
     return buf;
   } finally {
     closeSync(fd);

@@ -10,6 +10,7 @@ import {
   type ModelProto,
   readModel,
   writeModel,
+  writeModelAsync,
 } from '../src/index.ts';
 import { num } from '../src/proto.ts';
 import { inlineTensorBytes, isExternal } from '../src/tensor.ts';
@@ -124,6 +125,32 @@ test('a missing external-data file is refused at read, and a failed write leaves
 
   const out = tempDir();
   assert.throws(() => writeModel(loaded.proto, join(out, 'copy.onnx')));
+  assert.deepEqual(readdirSync(out), [], 'no partial model or data file');
+});
+
+test('writeModelAsync writes the same bytes as writeModel, from inline and from external weights; a failed one leaves no file behind', async () => {
+  const model = builtModel(DEEP16);
+  const source = join(tempDir(), 'model.onnx');
+  writeModel(model, source, { externalData: 'external' });
+  const external = readModel(source).proto;
+  for (const [proto, options] of [
+    [model, { externalData: 'external' }],
+    [model, {}],
+    [external, {}],
+  ] as const) {
+    const [sync, async] = [tempDir(), tempDir()];
+    const written = writeModel(proto, join(sync, 'm.onnx'), options);
+    assert.deepEqual(
+      await writeModelAsync(proto, join(async, 'm.onnx'), options),
+      written.map((f) => f.replace(sync, async)),
+    );
+    for (const file of written)
+      assert.ok(readFileSync(file).equals(readFileSync(file.replace(sync, async))), file);
+  }
+  const loaded = readModel(source);
+  unlinkSync(`${source}.data`);
+  const out = tempDir();
+  await assert.rejects(writeModelAsync(loaded.proto, join(out, 'copy.onnx')), /cannot|ENOENT|ends before/);
   assert.deepEqual(readdirSync(out), [], 'no partial model or data file');
 });
 

@@ -10,7 +10,7 @@ import {
   pruneModel,
   readModel,
   type Unit,
-  writeModel,
+  writeModelAsync,
 } from '@evop/onnx';
 import {
   type InferencePool,
@@ -124,7 +124,8 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
   if ((await store.load<string>('export')) !== main.best.mask || !existsSync(path)) {
     stage(`export: pruning ${space.pruned} of ${space.size} units (${main.best.mask})`);
     const t = Date.now();
-    writeModel(
+    // Awaited chunk by chunk: a worker writing a pruned model of many GiB goes on renewing its task's lock.
+    await writeModelAsync(
       pruneModel(model.proto, layout, main.best.mask, {
         granularity: spec.granularity,
         sourceSha256: model.sha256,
