@@ -72,6 +72,9 @@ export async function runJob(
     where: { id: jobId },
     include: { model: true, dataset: true },
   });
+  // A cancel published before this run listened for it (between the processor reading the row and registering
+  // the run) is on the row: without this the job would wait on its tasks for good.
+  if (job.cancelRequested) throw new CancelRequested();
   const spec = job.spec as unknown as SearchSpec;
   const model = job.model;
   const layout = model.layout as unknown as DecoderLayout;

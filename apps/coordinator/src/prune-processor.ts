@@ -37,21 +37,18 @@ export class PruneProcessor {
   readonly process = async (job: Job<PruneJobData>, token?: string): Promise<void> => {
     const { db, log } = this.deps;
     const { jobId } = job.data;
+    const row = await db.job.findUnique({ where: { id: jobId } });
+    if (!row || isFinished(row.status)) return;
     // A run that starts supersedes every other run of the job still going (BullMQ starts a job again when it
     // takes it for stalled): only the newest one's token is on the row, and only it can write.
     const runToken = randomUUID();
     this.running.get(jobId)?.abort(new SupersededRun());
-    // Listening for the job's cancel before its row is read: a cancel either is on the row read below or
-    // arrives as an event (before, one sent in between was lost and the job waited on its tasks for good).
+    await db.job.update({ where: { id: jobId }, data: { runToken } });
     const controller = new AbortController();
     this.running.set(jobId, controller);
     const jobLog = log.child({ job: jobId });
     try {
-      const row = await db.job.findUnique({ where: { id: jobId } });
-      if (!row || isFinished(row.status)) return;
-      await db.job.update({ where: { id: jobId }, data: { runToken } });
-      if (row.cancelRequested || controller.signal.reason instanceof CancelRequested)
-        throw new CancelRequested();
+      if (row.cancelRequested) throw new CancelRequested();
       jobLog.info({ attempt: job.attemptsMade, resumed: row.status === 'running' }, 'job started');
       await this.runThroughOutages(jobId, runToken, controller.signal);
       jobLog.info('job succeeded');
