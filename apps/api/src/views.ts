@@ -77,6 +77,7 @@ export function jobView(j: Job & { result?: Result | null }) {
               model: `/v1/jobs/${j.id}/artifacts/model.onnx`,
               report: `/v1/jobs/${j.id}/report.json`,
               reportHtml: `/v1/jobs/${j.id}/report.html`,
+              files: `/v1/jobs/${j.id}/files`,
             },
           }
         : null,

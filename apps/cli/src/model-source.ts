@@ -21,7 +21,7 @@ export interface ModelSource {
 }
 
 /** Tokenizer files looked for beside a model when none is given. */
-const TOKENIZER_NAMES = ['tokenizer.json', 'tokenizer.bin', 'tok512.bin'];
+export const TOKENIZER_NAMES = ['tokenizer.json', 'tokenizer.bin', 'tok512.bin'];
 
 /**
  * The model to prune: an ONNX export, or a llama2.c checkpoint (`.bin`) converted to ONNX into `workDir`.

@@ -90,6 +90,21 @@ export class Stack {
     return coordinator;
   }
 
+  /**
+   * Stops the API (SIGTERM) and starts it again on the same port and store, as a deployment does; resolves once it
+   * listens again.
+   */
+  async restartApi(): Promise<StackProcess> {
+    const old = this.processes.find(
+      (p) => p.role === 'api' && p.child.exitCode === null && !p.child.signalCode,
+    );
+    old?.child.kill('SIGTERM');
+    await old?.exited;
+    const api = this.spawn('api', 'api', { PORT: new URL(this.apiUrl).port });
+    await this.waitFor(api, /evop api listening/);
+    return api;
+  }
+
   get serviceToken(): string {
     return this.env.EVOP_SERVICE_TOKEN!;
   }

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import { ArtifactError, ArtifactTooLargeError, parseManifest } from '@evop/data';
+import type { Result } from '@evop/db';
 import { type PruneReport, renderReportHtml } from '@evop/pipeline/control';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -9,6 +11,24 @@ import { ApiError, notFound } from '../problem.ts';
 import { idParams } from '../views.ts';
 
 const shaParams = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex sha256') });
+
+const resultFiles = z.object({
+  files: z.array(
+    z.object({
+      name: z.string().describe('the file name to save it as'),
+      sha256: z.string().describe('lowercase hex sha256 of the bytes its url answers'),
+      bytes: z.number().int(),
+      url: z.string().describe('its download route, relative to the API'),
+    }),
+  ),
+});
+
+/** report.json as served: the report stored with the result, as it was written. */
+const reportJson = (result: Result) => Buffer.from(result.report);
+/** report.html as served: rendered from the stored report (the same bytes each time). */
+const reportHtml = (result: Result) =>
+  Buffer.from(renderReportHtml(JSON.parse(result.report) as PruneReport));
+const sha256Of = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /**
  * Downloads for users (a job's pruned model files and report) and the content-addressed artifact store for
@@ -104,10 +124,48 @@ export const artifactRoutes =
     );
 
     app.get(
+      '/v1/jobs/:id/files',
+      {
+        schema: {
+          summary: "The files of a job's result, each with its size and sha256",
+          description:
+            'Every file of the pruned model (model.onnx, its external data), then report.json and report.html: ' +
+            'what a client downloads to have the whole result, and the sha256 to check each one against.',
+          tags: ['jobs'],
+          params: idParams,
+          response: { 200: resultFiles },
+        },
+      },
+      async (request) => {
+        const { id } = request.params;
+        const result = await succeeded(id, request.tenantId);
+        const manifest = parseManifest(store.read(result.modelManifestSha256));
+        const report = (name: string, bytes: Buffer) => ({
+          name,
+          sha256: sha256Of(bytes),
+          bytes: bytes.length,
+          url: `/v1/jobs/${id}/${name}`,
+        });
+        return {
+          files: [
+            ...manifest.files.map((f) => ({
+              name: f.name,
+              sha256: f.sha256,
+              bytes: f.bytes,
+              url: `/v1/jobs/${id}/artifacts/${encodeURIComponent(f.name)}`,
+            })),
+            report('report.json', reportJson(result)),
+            report('report.html', reportHtml(result)),
+          ],
+        };
+      },
+    );
+
+    app.get(
       '/v1/jobs/:id/report.json',
       { schema: { summary: "The job's report", tags: ['jobs'], params: idParams } },
       async (request, reply) =>
-        reply.type('application/json').send((await succeeded(request.params.id, request.tenantId)).report),
+        reply.type('application/json').send(reportJson(await succeeded(request.params.id, request.tenantId))),
     );
 
     app.get(
@@ -115,9 +173,7 @@ export const artifactRoutes =
       { schema: { summary: "The job's report as a self-contained page", tags: ['jobs'], params: idParams } },
       async (request, reply) => {
         const result = await succeeded(request.params.id, request.tenantId);
-        return reply
-          .type('text/html; charset=utf-8')
-          .send(renderReportHtml(JSON.parse(result.report) as PruneReport));
+        return reply.type('text/html; charset=utf-8').send(reportHtml(result));
       },
     );
   };
