@@ -1,4 +1,4 @@
-import { threadExecArgv } from '@evop/config';
+import { threadModule } from '@evop/config';
 import { Piscina } from 'piscina';
 import { invalid } from './problem.ts';
 import type { CheckOutcome, CorpusCheck, ModelCheck, ModelChecked, UploadCheck } from './upload-checks.ts';
@@ -18,8 +18,7 @@ export class UploadChecker {
 
   constructor(options: UploadCheckerOptions = {}) {
     this.piscina = new Piscina({
-      filename: new URL('./upload-checks.ts', import.meta.url).href,
-      execArgv: threadExecArgv(),
+      ...threadModule('upload-checks', import.meta.url),
       minThreads: 0,
       maxThreads: options.threads ?? 1,
       idleTimeout: 10_000,

@@ -4,5 +4,5 @@ export { ConfigError } from './parse-env.ts';
 export { type RuntimeConfig, runtimeConfig, tokensPerRun } from './runtime-config.ts';
 export { requireServiceToken, type ServiceConfig, serviceConfig } from './service-config.ts';
 export { type ShutdownStep, stopOnSignals } from './shutdown.ts';
-export { threadExecArgv } from './thread-exec-argv.ts';
+export { threadModule } from './thread-module.ts';
 export { UserError } from './user-error.ts';

@@ -19,15 +19,27 @@ export interface SearchSpaceOptions {
   target: Target;
   /** Units never pruned, by index or id. */
   protected?: readonly (number | string)[];
+  /**
+   * The group of each unit (`attn`, `mlp`, say): every mask then prunes the same number of units from each group,
+   * as EvoPress removes as many attention blocks as MLP blocks. Absent: any units.
+   */
+  balance?: readonly string[];
 }
 
-/** The masks a search may propose: one bit per unit (1 keep, 0 prune), `pruned` zeros, protected units kept. */
+/**
+ * The masks a search may propose: one bit per unit (1 keep, 0 prune), `pruned` zeros, protected units kept, and
+ * with `balance`, as many zeros in each group.
+ */
 export class SearchSpace {
   readonly size: number;
   readonly pruned: number;
   readonly protectedUnits: ReadonlySet<number>;
   /** Indices of the units that may be pruned. */
   readonly prunable: readonly number[];
+  /** The prunable units by group (one group without `balance`), and how many of each group a mask prunes. */
+  private readonly groups: { units: readonly number[]; quota: number }[];
+  /** Each unit's index into `groups` (protected units too). */
+  private readonly groupOf: readonly number[];
 
   constructor(readonly options: SearchSpaceOptions) {
     const { units } = options;
@@ -51,17 +63,43 @@ export class SearchSpace {
         'target',
         `${this.pruned} units to prune, but only ${this.prunable.length} of ${units.length} may be pruned`,
       );
+    const names = [...new Set(options.balance ?? [''])];
+    if (options.balance && options.balance.length !== units.length)
+      throw new SearchOptionError(
+        'balance',
+        `has ${options.balance.length} groups for ${units.length} units`,
+      );
+    this.groupOf = units.map((_, i) => (options.balance ? names.indexOf(options.balance[i]!) : 0));
+    if (this.pruned % names.length !== 0)
+      throw new SearchOptionError(
+        'balance',
+        `${this.pruned} units to prune cannot be split equally between ${names.join(' and ')}`,
+      );
+    this.groups = names.map((name, g) => {
+      const members = this.prunable.filter((i) => this.groupOf[i] === g);
+      const quota = this.pruned / names.length;
+      if (members.length < quota)
+        throw new SearchOptionError(
+          'balance',
+          `${quota} ${name} units to prune, but only ${members.length} may be`,
+        );
+      return { units: members, quota };
+    });
   }
 
   get units(): readonly UnitInfo[] {
     return this.options.units;
   }
 
-  /** How many masks meet the target: C(prunable, pruned). */
+  /** How many masks meet the target: C(prunable, pruned), or the product of each group's. */
   get maskCount(): number {
-    let c = 1;
-    for (let i = 0; i < this.pruned; i++) c = (c * (this.prunable.length - i)) / (i + 1);
-    return Math.round(c);
+    let count = 1;
+    for (const { units, quota } of this.groups) {
+      let c = 1;
+      for (let i = 0; i < quota; i++) c = (c * (units.length - i)) / (i + 1);
+      count *= Math.round(c);
+    }
+    return count;
   }
 
   maskOf(prunedUnits: Iterable<number>): string {
@@ -76,25 +114,42 @@ export class SearchSpace {
     return out;
   }
 
-  /** Whether the mask has the right length, prunes exactly `count` units (default the target) and no protected one. */
+  /**
+   * Whether the mask has the right length and prunes exactly `count` units (default the target), no protected
+   * one, and no more of a group than its share (a mask on its way to the target, as greedy removal builds, may
+   * have fewer).
+   */
   accepts(mask: string, count = this.pruned): boolean {
     if (mask.length !== this.size || /[^01]/.test(mask)) return false;
     const zeros = this.prunedUnits(mask);
-    return zeros.length === count && zeros.every((i) => !this.protectedUnits.has(i));
+    return (
+      zeros.length === count &&
+      zeros.every((i) => !this.protectedUnits.has(i)) &&
+      this.groups.every((g, k) => zeros.filter((i) => this.groupOf[i] === k).length <= g.quota)
+    );
+  }
+
+  /** Whether one more unit of unit `i`'s group may be pruned in `mask` (it is prunable and its group has room). */
+  canPrune(mask: string, i: number): boolean {
+    if (mask[i] !== '1' || this.protectedUnits.has(i)) return false;
+    const group = this.groups[this.groupOf[i]!]!;
+    return group.units.filter((u) => mask[u] === '0').length < group.quota;
   }
 
   randomMask(rng: Rng): string {
-    return this.maskOf(rng.sample(this.prunable, this.pruned));
+    return this.maskOf(this.groups.flatMap((g) => rng.sample(g.units, g.quota)));
   }
 
-  /** Swaps `swaps` pruned units with kept prunable ones: the count stays exact. */
+  /** Swaps `swaps` pruned units each with a kept prunable one of its group: the counts stay exact. */
   mutate(mask: string, swaps: number, rng: Rng): string {
     const bits = mask.split('');
     for (let s = 0; s < swaps; s++) {
       const zeros = this.prunable.filter((i) => bits[i] === '0');
-      const ones = this.prunable.filter((i) => bits[i] === '1');
-      if (zeros.length === 0 || ones.length === 0) break;
-      bits[rng.pick(zeros)] = '1';
+      if (zeros.length === 0) break;
+      const zero = rng.pick(zeros);
+      const ones = this.groups[this.groupOf[zero]!]!.units.filter((i) => bits[i] === '1');
+      if (ones.length === 0) break;
+      bits[zero] = '1';
       bits[rng.pick(ones)] = '0';
     }
     return bits.join('');
@@ -108,18 +163,45 @@ export class SearchSpace {
     const bits = a.split('');
     const differ = this.prunable.filter((i) => a[i] !== b[i]);
     for (const i of differ) if (rng.float() < 0.5) bits[i] = b[i]!;
-    let zeros = this.prunable.filter((i) => bits[i] === '0').length;
-    for (const i of rng.shuffle(differ)) {
-      if (zeros === this.pruned) break;
-      if (zeros > this.pruned && bits[i] === '0') {
-        bits[i] = '1';
-        zeros--;
-      } else if (zeros < this.pruned && bits[i] === '1') {
-        bits[i] = '0';
-        zeros++;
+    // Both parents meet each group's share, so flips where they differ can always restore it.
+    for (const { units, quota } of this.groups) {
+      const members = new Set(units);
+      let zeros = units.filter((i) => bits[i] === '0').length;
+      for (const i of rng.shuffle(differ.filter((d) => members.has(d)))) {
+        if (zeros === quota) break;
+        if (zeros > quota && bits[i] === '0') {
+          bits[i] = '1';
+          zeros--;
+        } else if (zeros < quota && bits[i] === '1') {
+          bits[i] = '0';
+          zeros++;
+        }
       }
     }
     return bits.join('');
+  }
+
+  /** Every mask one swap from `mask`: a pruned unit kept and a kept unit of its group pruned instead. */
+  neighbours(mask: string): string[] {
+    const out: string[] = [];
+    for (const { units } of this.groups)
+      for (const zero of units.filter((i) => mask[i] === '0'))
+        for (const one of units.filter((i) => mask[i] === '1')) {
+          const bits = mask.split('');
+          bits[zero] = '1';
+          bits[one] = '0';
+          out.push(bits.join(''));
+        }
+    return out;
+  }
+
+  /** The units of each group with the lowest `rank`, each group's share of them (ties by index). */
+  lowest(rank: readonly number[]): string {
+    return this.maskOf(
+      this.groups.flatMap(({ units, quota }) =>
+        [...units].sort((a, b) => rank[a]! - rank[b]! || a - b).slice(0, quota),
+      ),
+    );
   }
 }
 

@@ -13,15 +13,21 @@ import {
 } from '../src/index.ts';
 import { layerSpace, SyntheticLandscape } from './synthetic.ts';
 
-function subBlockSpace(U: number, pruned: number, protectedUnits: number[]): SearchSpace {
+const kindOf = (i: number) => (i % 2 ? 'mlp' : 'attn');
+
+function subBlockSpace(U: number, pruned: number, protectedUnits: number[], balanced = false): SearchSpace {
   return new SearchSpace({
-    units: Array.from({ length: U }, (_, i) => ({
-      id: `${i % 2 ? 'mlp' : 'attn'}${i >> 1}`,
-      params: i % 2 ? 300 : 100,
-    })),
+    units: Array.from({ length: U }, (_, i) => ({ id: `${kindOf(i)}${i >> 1}`, params: i % 2 ? 300 : 100 })),
     target: { units: pruned },
     protected: protectedUnits,
+    ...(balanced ? { balance: Array.from({ length: U }, (_, i) => kindOf(i)) } : {}),
   });
+}
+
+/** Pruned attention and MLP units of a mask, as counts. */
+function kinds(mask: string): { attn: number; mlp: number } {
+  const zeros = [...mask].flatMap((bit, i) => (bit === '0' ? [kindOf(i)] : []));
+  return { attn: zeros.filter((k) => k === 'attn').length, mlp: zeros.filter((k) => k === 'mlp').length };
 }
 
 test('every candidate of every strategy meets the target and spares protected units; none is measured twice', async () => {
@@ -34,13 +40,23 @@ test('every candidate of every strategy meets the target and spares protected un
           protectedUnits: fc.uniqueArray(fc.integer({ min: 0, max: U - 1 }), { maxLength: 2 }),
           seed: fc.nat(1000),
           strategy: fc.constantFrom(...STRATEGIES),
+          balanced: fc.boolean(),
         }),
       ),
-      async ({ U, pruned, protectedUnits, seed, strategy }) => {
-        const space =
-          strategy === 'blockpruner'
-            ? subBlockSpace(U, pruned, protectedUnits)
-            : layerSpace(U, pruned, protectedUnits);
+      async ({ U, pruned: asked, protectedUnits, seed, strategy, balanced: drawn }) => {
+        const balanced = drawn && strategy !== 'sleb'; // SLEB removes whole layers: nothing to balance
+        // Balanced: as many attention as MLP units pruned (an even count), where the unprotected units allow it.
+        const pruned = balanced ? Math.max(2, asked - (asked % 2)) : asked;
+        let space: SearchSpace;
+        try {
+          space =
+            strategy === 'blockpruner' || balanced
+              ? subBlockSpace(U, pruned, protectedUnits, balanced)
+              : layerSpace(U, pruned, protectedUnits);
+        } catch (err) {
+          fc.pre(!(balanced && err instanceof SearchOptionError && err.option === 'balance'));
+          throw err;
+        }
         const landscape = new SyntheticLandscape(space, seed);
         const influence = Array.from({ length: U }, (_, i) => landscape.cost[i]!);
         const s = createStrategy(strategy, space, {
@@ -61,6 +77,9 @@ test('every candidate of every strategy meets the target and spares protected un
           seen.add(cacheKey(c));
         }
         assert.ok(outcome.best && space.accepts(outcome.best.mask), `${strategy} ends with a complete mask`);
+        if (balanced)
+          for (const c of landscape.log.filter((c) => space.prunedUnits(c.mask).length === pruned))
+            assert.deepEqual(kinds(c.mask), { attn: pruned / 2, mlp: pruned / 2 }, `${strategy}: ${c.mask}`);
         if (strategy === 'exhaustive') assert.equal(landscape.log.length, space.maskCount);
         if (strategy === 'exhaustive')
           assert.ok(Math.abs(outcome.best!.fitness - landscape.optimum().fitness) < 1e-12);
@@ -187,4 +206,16 @@ test('fraction and parameter targets resolve to an exact unit count', () => {
   assert.equal(new SearchSpace({ units, target: { fraction: 0.25 } }).pruned, 8);
   // 25 % of 6400 parameters is 1600, eight units of the mean size 200.
   assert.equal(new SearchSpace({ units, target: { paramFraction: 0.25 } }).pruned, 8);
+});
+
+test('a balanced space counts, and refuses, by group', () => {
+  const space = subBlockSpace(8, 4, [], true);
+  assert.equal(space.maskCount, 6 * 6, 'C(4,2) attention × C(4,2) MLP choices');
+  assert.equal(space.accepts('00001111'), true);
+  assert.equal(space.accepts('00010111'), false, 'three attention blocks, one MLP block');
+  assert.throws(
+    () => subBlockSpace(8, 3, [], true),
+    (err: SearchOptionError) =>
+      err.option === 'balance' && /3 units to prune cannot be split equally/.test(err.message),
+  );
 });

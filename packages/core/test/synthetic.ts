@@ -54,7 +54,7 @@ export class SyntheticLandscape implements Evaluator {
     });
   }
 
-  /** The best mask of the space and its fitness, by brute force. */
+  /** The best mask of the space (balance kept) and its fitness, by brute force. */
   optimum(): { mask: string; fitness: number } {
     let best = { mask: '', fitness: Number.POSITIVE_INFINITY };
     const n = this.space.prunable.length;
@@ -63,7 +63,7 @@ export class SyntheticLandscape implements Evaluator {
     for (;;) {
       const mask = this.space.maskOf(combo.map((i) => this.space.prunable[i]!));
       const fitness = this.fitness(mask);
-      if (fitness < best.fitness) best = { mask, fitness };
+      if (fitness < best.fitness && this.space.accepts(mask)) best = { mask, fitness };
       let i = k - 1;
       while (i >= 0 && combo[i] === n - k + i) i--;
       if (i < 0) return best;

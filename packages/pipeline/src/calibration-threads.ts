@@ -1,4 +1,4 @@
-import { threadExecArgv } from '@evop/config';
+import { threadModule } from '@evop/config';
 import { TokenWindows } from '@evop/data';
 import { Piscina } from 'piscina';
 import type { Calibration } from './calibration.ts';
@@ -12,8 +12,7 @@ import type { SearchSpec } from './search-spec.ts';
  */
 export class CalibrationThreads {
   private readonly piscina = new Piscina({
-    filename: new URL('./calibration-thread.ts', import.meta.url).href,
-    execArgv: threadExecArgv(),
+    ...threadModule('calibration-thread', import.meta.url),
     // Threads start when a job needs one and end when idle: most of a coordinator's time is spent waiting.
     minThreads: 0,
     idleTimeout: 30_000,

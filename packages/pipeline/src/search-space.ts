@@ -12,10 +12,16 @@ import { checkContext } from './spec-limits.ts';
 export function planSearch(layout: DecoderLayout, spec: SearchSpec): { units: Unit[]; space: SearchSpace } {
   checkContext(layout, spec);
   const units = unitsOf(layout, spec.granularity);
+  if (spec.balance === 'attn-mlp' && spec.granularity !== 'sublayer')
+    throw new PipelineError(
+      'balance',
+      'attn-mlp balances attention and MLP blocks: use granularity sublayer',
+    );
   try {
     const space = new SearchSpace({
       units: units.map((u) => ({ id: u.id, params: u.params })),
       target: spec.target,
+      ...(spec.balance === 'attn-mlp' ? { balance: units.map((u) => u.kind) } : {}),
     });
     const influence = units.map(() => 0); // measured later; only its length matters here
     for (const name of strategiesOf(spec))

@@ -34,10 +34,17 @@ export const searchSpecSchema = z
     taskLimit: z.number().int().min(1).max(1_048_576).default(200),
     /** Also run the peer methods on the same calibration windows and evaluator. */
     baselines: z.boolean().default(false),
+    /** `attn-mlp`: every mask removes as many attention blocks as MLP blocks (EvoPress's split; sublayer only). */
+    balance: z.enum(['none', 'attn-mlp']).default('none'),
   })
   .strict();
 
 export type SearchSpec = z.infer<typeof searchSpecSchema>;
+
+/** The value each field takes when a spec leaves it out (the target has none). */
+export const SEARCH_SPEC_DEFAULTS: Omit<SearchSpec, 'target'> = (({ target: _, ...defaults }) => defaults)(
+  searchSpecSchema.parse({ target: { units: 1 } }),
+);
 
 /**
  * A spec from fields given one at a time (`evop prune`'s flags; absent ones take their defaults), checked by the

@@ -1,4 +1,4 @@
-import { type RuntimeConfig, runtimeConfig, threadExecArgv } from '@evop/config';
+import { type RuntimeConfig, runtimeConfig, threadModule } from '@evop/config';
 import { Piscina } from 'piscina';
 import type { LoadResult, ThreadTask, TimedStep } from './inference-thread.ts';
 import { ProviderUnavailableError, type SessionSettings } from './session-factory.ts';
@@ -27,8 +27,7 @@ export class InferencePool {
     this.config = options.config ?? runtimeConfig();
     this.warn = options.warn ?? ((m) => process.stderr.write(`evop: ${m}\n`));
     this.piscina = new Piscina({
-      filename: new URL('./inference-thread.ts', import.meta.url).href,
-      execArgv: threadExecArgv(),
+      ...threadModule('inference-thread', import.meta.url),
       minThreads: this.config.evalThreads,
       maxThreads: this.config.evalThreads,
       idleTimeout: Number.POSITIVE_INFINITY,

@@ -102,12 +102,6 @@ export function swapCount(rng: Rng): number {
   return Math.min(rng.int(1, 3), rng.int(1, 3));
 }
 
-/** The mask that prunes the units with the lowest `influence` (ShortGPT's ranking), ties by index. */
-export function lowestInfluenceMask(space: SearchSpace, influence: readonly number[]): string {
-  const ranked = [...space.prunable].sort((a, b) => influence[a]! - influence[b]! || a - b);
-  return space.maskOf(ranked.slice(0, space.pruned));
-}
-
 export function byFitness(a: Scored, b: Scored): number {
   return a.fitness - b.fitness;
 }

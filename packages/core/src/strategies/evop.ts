@@ -1,13 +1,6 @@
 import type { Best, Candidate, Scored } from '../evaluation.ts';
 import type { SearchSpace } from '../search-space.ts';
-import {
-  BaseStrategy,
-  byFitness,
-  EVOLUTION_DEFAULTS,
-  type EvolutionOptions,
-  lowestInfluenceMask,
-  swapCount,
-} from './base.ts';
+import { BaseStrategy, byFitness, EVOLUTION_DEFAULTS, type EvolutionOptions, swapCount } from './base.ts';
 
 /** EvoP's pruning-pattern search (EPPS). EvoP's own hyperparameters are not public: these are evop's defaults. */
 export interface EvopOptions extends EvolutionOptions {
@@ -21,6 +14,12 @@ export interface EvopOptions extends EvolutionOptions {
   crossover: number;
   /** Fraction of the screened offspring, the best, re-scored on all windows (default 0.25). */
   rescore: number;
+  /**
+   * When the population stops improving, search the best mask's one-swap neighbours on all windows, moving to the
+   * first better one, until none is better or the budget is spent (default true). The screened generations can
+   * hide a better neighbour (a subset of windows ranks it lower); this looks at each one on every window.
+   */
+  polish: boolean;
 }
 
 export const EVOP_DEFAULTS = {
@@ -29,16 +28,20 @@ export const EVOP_DEFAULTS = {
   elitism: 2,
   crossover: 0.8,
   rescore: 0.25,
+  polish: true,
   ...EVOLUTION_DEFAULTS,
 } satisfies EvopOptions;
 
-type Phase = 'init' | 'screen' | 'rescore' | 'done';
+type Phase = 'init' | 'screen' | 'rescore' | 'polish' | 'done';
+
+/** Neighbours measured per polish step: few, so that a move is taken soon after a better one is found. */
+const POLISH_BATCH = 8;
 
 /**
  * A genetic algorithm over masks with an exact pruned count. Each generation: tournament-selected parents,
  * uniform crossover repaired to the count, swap mutation; offspring never seen before are screened on a
  * fraction of the windows, the best of them re-scored on all; survivors are the elites, the re-scored offspring
- * and the best of the rest of the population.
+ * and the best of the rest of the population. When the population stalls, a local search (`polish`) takes over.
  */
 export class EvopStrategy extends BaseStrategy {
   readonly name = 'evop';
@@ -63,6 +66,7 @@ export class EvopStrategy extends BaseStrategy {
     const { population, lowFidelity, rescore, budget } = this.options;
     if (this.phase === 'done') return [];
     if (this.phase === 'init') return this.propose(this.initialMasks(), 1);
+    if (this.phase === 'polish') return this.polishStep();
     if (this.phase === 'rescore') {
       const top = [...this.screened].sort(byFitness).slice(0, Math.ceil(population * rescore));
       return this.propose(
@@ -73,11 +77,30 @@ export class EvopStrategy extends BaseStrategy {
     const screening = lowFidelity < 1;
     const cost = population * lowFidelity + (screening ? Math.ceil(population * rescore) : 0);
     const offspring = this.spent + cost <= budget ? this.offspring() : [];
-    if (offspring.length === 0) {
+    if (offspring.length === 0) return this.stalled();
+    return this.propose(offspring, screening ? lowFidelity : 1);
+  }
+
+  /** The generations are over: polish the best mask with what the budget has left, or stop. */
+  private stalled(): Candidate[] {
+    this.phase = this.options.polish ? 'polish' : 'done';
+    return this.ask();
+  }
+
+  /**
+   * The next few one-swap neighbours of the best member never measured on all windows, in random order, as many as
+   * the budget allows; none left means the best is a local optimum: done.
+   */
+  private polishStep(): Candidate[] {
+    const room = Math.floor(this.options.budget - this.spent);
+    const best = this.members[0]!.mask;
+    const fresh = this.space.neighbours(best).filter((m) => !this.wasProposed(m, 1));
+    const batch = this.rng.shuffle(fresh).slice(0, Math.min(POLISH_BATCH, room));
+    if (batch.length === 0) {
       this.phase = 'done';
       return [];
     }
-    return this.propose(offspring, screening ? lowFidelity : 1);
+    return this.propose(batch, 1);
   }
 
   protected receive(results: readonly Scored[]): void {
@@ -88,6 +111,9 @@ export class EvopStrategy extends BaseStrategy {
     } else if (this.phase === 'screen' && this.options.lowFidelity < 1) {
       this.screened = [...results];
       this.phase = 'rescore';
+    } else if (this.phase === 'polish') {
+      // The best member moves to a better neighbour as soon as one is found; the population keeps its size.
+      this.members = [...results, ...this.members].sort(byFitness).slice(0, this.options.population);
     } else {
       this.survive(results);
     }
@@ -103,14 +129,15 @@ export class EvopStrategy extends BaseStrategy {
     this.stall = this.members[0]!.fitness < before ? 0 : this.stall + 1;
     this.screened = [];
     this.generation++;
-    this.phase = this.stall >= patience ? 'done' : 'screen';
+    if (this.stall >= patience) this.phase = this.options.polish ? 'polish' : 'done';
+    else this.phase = 'screen';
   }
 
   private initialMasks(): string[] {
     const { population, seedInfluence } = this.options;
     const masks = new Set<string>();
     if (seedInfluence) {
-      const seeded = lowestInfluenceMask(this.space, seedInfluence);
+      const seeded = this.space.lowest(seedInfluence);
       masks.add(seeded);
       for (let tries = 0; masks.size < population / 2 && tries < population * 20; tries++)
         masks.add(this.space.mutate(seeded, swapCount(this.rng), this.rng));

@@ -1,13 +1,6 @@
 import type { Best, Candidate, Scored } from '../evaluation.ts';
 import type { SearchSpace } from '../search-space.ts';
-import {
-  BaseStrategy,
-  byFitness,
-  EVOLUTION_DEFAULTS,
-  type EvolutionOptions,
-  lowestInfluenceMask,
-  swapCount,
-} from './base.ts';
+import { BaseStrategy, byFitness, EVOLUTION_DEFAULTS, type EvolutionOptions, swapCount } from './base.ts';
 
 export interface EvopressOptions extends EvolutionOptions {
   /** Offspring per generation, all mutants of the one parent (default 32). */
@@ -49,9 +42,7 @@ export class EvopressStrategy extends BaseStrategy {
   ask(): Candidate[] {
     const { lambda, survivors, lowFidelity, budget, seedInfluence } = this.options;
     if (this.phase === 'init') {
-      const start = seedInfluence
-        ? lowestInfluenceMask(this.space, seedInfluence)
-        : this.space.randomMask(this.rng);
+      const start = seedInfluence ? this.space.lowest(seedInfluence) : this.space.randomMask(this.rng);
       return this.propose([start], 1);
     }
     if (this.phase === 'select')

@@ -1,6 +1,6 @@
 import type { Candidate, Scored } from '../evaluation.ts';
 import type { SearchSpace } from '../search-space.ts';
-import { BaseStrategy, lowestInfluenceMask } from './base.ts';
+import { BaseStrategy } from './base.ts';
 
 /** ShortGPT: one-shot removal of the units with the lowest block influence (1 − cosine of input and output). */
 export class ShortGptStrategy extends BaseStrategy {
@@ -17,7 +17,7 @@ export class ShortGptStrategy extends BaseStrategy {
   ask(): Candidate[] {
     if (this.asked) return [];
     this.asked = true;
-    return this.propose([lowestInfluenceMask(this.space, this.influence)], 1);
+    return this.propose([this.space.lowest(this.influence)], 1);
   }
 
   protected receive(_results: readonly Scored[]): void {}

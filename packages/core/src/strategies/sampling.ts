@@ -40,7 +40,7 @@ export class RandomStrategy extends BaseStrategy {
   protected restoreFields(): void {}
 }
 
-/** Every mask that meets the target, in lexicographic order of the pruned units. */
+/** Every mask that meets the target (and balance), in lexicographic order of the pruned units. */
 export class ExhaustiveStrategy extends BaseStrategy {
   readonly name = 'exhaustive';
   /** Indices into `space.prunable` of the next combination to propose; null when all are done. */
@@ -56,7 +56,9 @@ export class ExhaustiveStrategy extends BaseStrategy {
     const n = this.space.prunable.length;
     const k = this.space.pruned;
     while (this.next && masks.length < CHUNK) {
-      masks.push(this.space.maskOf(this.next.map((i) => this.space.prunable[i]!)));
+      const mask = this.space.maskOf(this.next.map((i) => this.space.prunable[i]!));
+      // With balance, only the combinations that take each group's share.
+      if (this.space.accepts(mask)) masks.push(mask);
       // Advance to the next k-combination of n.
       let i = k - 1;
       while (i >= 0 && this.next[i] === n - k + i) i--;
