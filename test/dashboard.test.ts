@@ -3,9 +3,17 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { resolveDataFile } from '@evop/config';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import type { ServiceClient } from './service-client.ts';
-import { type Service, startService, uploadDeep16, uploadFixtures } from './service-fixture.ts';
+import {
+  data,
+  runEvopPrune,
+  type Service,
+  startService,
+  uploadDeep16,
+  uploadFixtures,
+} from './service-fixture.ts';
 
 // Screenshots of every state, kept as test artefacts (gitignored).
 const shots = fileURLToPath(new URL('./artifacts/', import.meta.url));
@@ -24,6 +32,7 @@ let api: ServiceClient;
 let browser: Browser;
 let page: Page;
 let ids: { modelId: string; datasetId: string };
+const wikitext = resolveDataFile('wikitext-2-raw-test/wikitext-2-raw-v1-test.txt');
 const consoleErrors: string[] = [];
 
 before(async () => {
@@ -31,6 +40,8 @@ before(async () => {
   service = await startService(1);
   api = await service.client('acme');
   ids = await uploadFixtures(api);
+  // Out of the TinyStories model's domain: a job evaluates on it besides its own dataset.
+  assert.equal((await api.upload('/v1/datasets', { name: 'wikitext' }, { file: [wikitext] })).status, 201);
   browser = await chromium.launch({
     executablePath: process.env.EVOP_CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
@@ -76,8 +87,10 @@ test('a new tenant sees empty lists; a refused key is said so', async () => {
   ]);
 });
 
-test('submit a job, watch the chart gain points while it runs, then see the final table', async () => {
+test('submit a job, watch its stage and chart while it runs, then see the final table', async () => {
   await signIn(api.key);
+  await page.selectOption('select[name=datasetId]', { label: 'tinystories' });
+  await page.selectOption('select[name=evalDatasetIds]', [{ label: 'wikitext' }]);
   await page.selectOption('select[name=granularity]', 'sublayer');
   for (const [name, value] of Object.entries({
     budget: 150,
@@ -88,23 +101,58 @@ test('submit a job, watch the chart gain points while it runs, then see the fina
   }))
     await page.fill(`input[name=${name}]`, String(value));
   await page.click('#submit button[type=submit]');
-  await page.waitForSelector('h1:text("Job")');
+  await page.waitForSelector('h1 #model-name');
+  assert.equal(await page.title(), 'evop: stories260K');
+  assert.equal(await page.textContent('#model-name'), 'stories260K');
   const seen: number[] = [];
+  const stages: string[] = [];
   for (;;) {
     const points = Number(await page.getAttribute('#chart', 'data-points'));
     if ((await page.$('#result')) !== null) break;
+    // Read at once: the page is rendered again when the job ends.
+    const stage = await page.$$eval('#status, #stage', (els) => els.map((e) => e.textContent).join(' '));
+    if (stage !== stages.at(-1)) stages.push(stage);
     if (points > 0 && points !== seen.at(-1)) seen.push(points);
     if (seen.length === 2) await page.screenshot({ path: join(shots, 'job-running.png') });
     await page.waitForTimeout(100);
   }
   assert.ok(seen.length >= 2, `the chart grew while the job ran: ${seen.join(' → ')}`);
+  // While the search runs the page says so, and which generation it is at: never 'queued'.
+  const searching = stages.filter((s) =>
+    /^running search \(evop\): generation \d+, \d+ of 150 evaluations$/.test(s),
+  );
+  assert.ok(searching.length >= 2, `stages seen: ${stages.join(' | ')}`);
+  assert.ok(
+    stages.slice(stages.indexOf(searching[0]!)).every((s) => !s.startsWith('queued')),
+    `stages seen: ${stages.join(' | ')}`,
+  );
   await page.waitForSelector('#result');
   const methods = await page.$$eval('#result tr td:first-child', (cells) => cells.map((c) => c.textContent));
   assert.deepEqual(methods, ['dense', 'evop']);
+  const datasetColumns = await page.$$eval('#result th.dataset', (cells) => cells.map((c) => c.textContent));
+  assert.deepEqual(datasetColumns, ['tinystories ppl (in domain)', 'wikitext ppl (out of domain)']);
+  const perplexities = await page.$$eval('#result tr', (rows) =>
+    rows.slice(1).map((r) => [...r.querySelectorAll('td')].slice(1, 4).map((c) => Number(c.textContent))),
+  );
+  for (const [overall, inDomain, outOfDomain] of perplexities) {
+    assert.equal(inDomain, overall, 'one dataset: its held-out windows are the held-out set');
+    assert.ok(outOfDomain! > 2 * inDomain!, `${outOfDomain} out of domain vs ${inDomain}`);
+  }
+  const pruned = await page.$$eval('#pruned tr', (rows) =>
+    rows.slice(1).map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent)),
+  );
+  assert.equal(pruned.length, 2);
+  for (const [unit, module] of pruned)
+    assert.match(`${unit} ${module}`, /^(attn|mlp)(\d) model\.layers\.\2\.(self_attn|mlp)$/);
   // The finished page fetches the stored generations after it shows the result: wait for the heatmap.
-  await page.waitForSelector('#heat tr');
-  const heatRows = await page.$$eval('#heat tr', (rows) => rows.length);
-  assert.equal(heatRows, 10, 'one heatmap row per sub-block');
+  await page.waitForSelector('#heat tr th:text("attn0")');
+  const unitRows = await page.$$eval(
+    '#heat tr',
+    (rows) => rows.filter((r) => r.querySelector('td[title]')).length,
+  );
+  assert.equal(unitRows, 10, 'one heatmap row per sub-block');
+  const legend = await page.textContent('#heat-legend');
+  assert.match(legend!, /fraction of the population that prunes the unit.*0 %.*100 %/s);
   assert.ok(Number(await page.getAttribute('#chart', 'data-points')) >= seen.at(-1)!);
   await page.screenshot({ path: join(shots, 'job-succeeded.png'), fullPage: true });
   await page.click('nav a:text("Jobs")');
@@ -112,7 +160,51 @@ test('submit a job, watch the chart gain points while it runs, then see the fina
   await page.click('nav a:text("Models")');
   await page.click('#models a:text("stories260K")');
   await page.waitForSelector('#units td:text("mlp4")');
+  const units = await page.$$eval('#units tr', (rows) =>
+    rows.slice(1).map((r) => [...r.querySelectorAll('td')].slice(0, 2).map((c) => c.textContent)),
+  );
+  assert.deepEqual(units.at(-1), ['mlp4', 'model.layers.4.mlp'], 'units with their PyTorch modules');
   assert.deepEqual(consoleErrors.splice(0), [], 'no console errors');
+});
+
+test('report.html of an evop prune run: the model by its name, the heatmap legend, every data set and task', async () => {
+  const out = join(service.dir, 'report-run');
+  await runEvopPrune(
+    [
+      ...['--model', data.model, '--tokenizer', data.tokenizer, '--data', data.stories],
+      ...['--eval-data', wikitext, '--remove', '2', '--granularity', 'sublayer', '--budget', '150'],
+      ...['--calibration', '8', '--held-out', '8', '--seq-len', '64', '--seed', '5', '--baselines'],
+      ...['--tasks', 'arc-easy', '--task-limit', '20'],
+    ],
+    out,
+  );
+  await page.goto(`file://${join(out, 'report.html')}`);
+  assert.equal(await page.title(), 'evop: stories260K-onnx-hfstyle');
+  const columns = await page.$$eval('#comparison tr:first-child th', (cells) =>
+    cells.map((c) => c.textContent),
+  );
+  assert.deepEqual(columns, [
+    'method',
+    'held-out ppl',
+    'tinystories_val.txt ppl (in domain)',
+    'wikitext-2-raw-v1-test.txt ppl (out of domain)',
+    'params',
+    'evaluations',
+    'arc-easy acc',
+    'mask',
+  ]);
+  const rows = await page.$$eval('#comparison tr', (trs) =>
+    trs.slice(1).map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent)),
+  );
+  assert.deepEqual(
+    rows.map((r) => r[0]),
+    ['dense', 'evop', 'shortgpt', 'blockpruner', 'evopress', 'random'],
+  );
+  for (const r of rows) assert.match(r[6]!, /^\d+\.\d ± \d+\.\d$/, 'every method has its zero-shot score');
+  assert.match((await page.textContent('.legend'))!, /fraction of the population that prunes the unit/);
+  assert.equal(await page.$$eval('#heatmap td[title]', (cells) => cells.length > 0), true);
+  assert.equal(await page.$$eval('#pruned tr', (trs) => trs.length), 3);
+  await page.screenshot({ path: join(shots, 'report.png'), fullPage: true });
 });
 
 test('a failed job shows its error, a cancelled one says so, and a lost connection is shown', async () => {

@@ -50,7 +50,7 @@ try {
       granularity: spec.granularity,
       cacheDir: dir,
     });
-    const windows = poolWindows([docs], tokenizer, spec);
+    const windows = poolWindows([docs], tokenizer, spec).pool;
     const calibration = calibrate(spec, windows, await onnx.pooledStates(windows), layout.hiddenSize);
     const { search } = splitWindows(windows, calibration);
     const evaluator = new PrefixEvaluator(onnx, search.windows, search.clusters);

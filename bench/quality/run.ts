@@ -165,7 +165,7 @@ const calibrationOf = (trial: Trial, spec: SearchSpec) =>
     async () => {
       const { layout, tokenizer, dense } = await loadModel(trial.setting);
       const calibrationSpec = { ...spec, seed: trial.calibrationSeed };
-      const windows = poolWindows(trial.mixed ? [tiny, wiki] : [tiny], tokenizer, calibrationSpec);
+      const windows = poolWindows(trial.mixed ? [tiny, wiki] : [tiny], tokenizer, calibrationSpec).pool;
       const states = spec.sampling === 'ccds' ? await dense.pooledStates(windows) : undefined;
       const calibration = calibrate(calibrationSpec, windows, states, layout.hiddenSize);
       const { search } = splitWindows(windows, calibration);

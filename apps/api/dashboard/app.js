@@ -143,6 +143,8 @@ async function jobsPage() {
         : html`<form class="card" id="submit">
             <label>Model <select name="modelId">${raw(options(models))}</select></label>
             <label>Dataset <select name="datasetId">${raw(options(datasets))}</select></label>
+            <label title="never calibrated on: held-out perplexity on each, out of domain">Also evaluate on
+              <select name="evalDatasetIds" multiple size="2">${raw(options(datasets))}</select></label>
             <label>Units to prune <input name="units" type="number" min="1" value="2" style="width:5em"></label>
             <label>Granularity <select name="granularity"><option>layer</option><option>sublayer</option></select></label>
             <label>Budget <input name="budget" type="number" min="1" value="200" style="width:6em"></label>
@@ -160,6 +162,7 @@ async function jobsPage() {
     const body = {
       modelId: f.get('modelId'),
       datasetId: f.get('datasetId'),
+      evalDatasetIds: f.getAll('evalDatasetIds'),
       spec: {
         target: { units: n('units') },
         granularity: f.get('granularity'),
@@ -197,28 +200,62 @@ async function download(path, name) {
   URL.revokeObjectURL(url);
 }
 
+/** A data set's column heading, as report.html and `evop prune` write it. */
+const datasetHeading = (d) => `${d.name} ppl (${d.domain === 'in' ? 'in' : 'out of'} domain)`;
+const taskText = (s) => (s ? `${(100 * s.acc).toFixed(1)} ± ${(100 * s.accStderr).toFixed(1)}` : '-');
+
 function resultTable(job) {
-  const { table, latency } = job.result;
+  const { table, latency, datasets = [], pruned, prunedModules = [] } = job.result;
   // Decode needs a KV cache; latency is null when its stage failed.
   const speed = (k) =>
     latency?.pruned[k] && latency.dense[k]
       ? (latency.pruned[k].median / latency.dense[k].median).toFixed(2)
       : 'n/a';
+  const tasks = job.spec.tasks ?? [];
   const rows = table.map(
     (r, i) => html`<tr><td>${r.method}</td><td class="num">${r.perplexity.toFixed(3)}</td>
+      ${raw(datasets.map((_, k) => html`<td class="num">${r.datasets?.[k] == null ? '-' : r.datasets[k].toFixed(3)}</td>`).join(''))}
       <td class="num">${(r.params / 1e6).toFixed(3)}M</td><td class="num">${r.evaluations}</td>
+      ${raw(tasks.map((t) => html`<td class="num">${taskText(r.tasks?.[t])}</td>`).join(''))}
       <td class="num">${i === 0 ? '1.00 / 1.00' : i === 1 ? `${speed('prefill')} / ${speed('decode')}` : '-'}</td>
       <td><code>${r.mask}</code></td></tr>`,
   );
+  const heads = [...datasets.map(datasetHeading), ...tasks.map((t) => `${t} acc`)];
+  const prunedRows = pruned.map(
+    (id, i) => html`<tr><td>${id}</td><td><code>${prunedModules[i] ?? '-'}</code></td></tr>`,
+  );
   return html`<h2>Result</h2>
-    <table id="result"><tr><th>method</th><th>held-out ppl</th><th>params</th><th>evaluations</th>
+    <p class="note">Held-out perplexity overall (what the methods are compared on) and per data set; zero-shot
+      accuracy ± standard error in %.</p>
+    <table id="result"><tr><th>method</th><th>held-out ppl</th>
+      ${raw(
+        heads
+          .slice(0, datasets.length)
+          .map((h) => html`<th class="dataset">${h}</th>`)
+          .join(''),
+      )}
+      <th>params</th><th>evaluations</th>
+      ${raw(
+        heads
+          .slice(datasets.length)
+          .map((h) => html`<th class="task">${h}</th>`)
+          .join(''),
+      )}
       <th>speedup prefill / decode</th><th>mask</th></tr>${raw(rows.join(''))}</table>
     ${raw((job.result.failed ?? []).map((f) => html`<div class="error-box">Stage ${f.stage} failed: ${f.error}</div>`).join(''))}
-    <p>Pruned: ${job.result.pruned.join(', ')}.
-      <button type="button" data-download="model">Download model.onnx</button>
+    <h3>Pruned units</h3>
+    <table id="pruned"><tr><th>unit</th><th>PyTorch module</th></tr>${raw(prunedRows.join(''))}</table>
+    <p><button type="button" data-download="model">Download model.onnx</button>
       <button type="button" data-download="report">Download report.html</button></p>`;
 }
 
+/** The heatmap's colour for a fraction of the population (0…1), as report.html draws it. */
+const heatColour = (f) => `rgba(200,40,40,${f.toFixed(3)})`;
+
+/**
+ * The unit heatmap: a row per unit (with its module), a column per generation coloured by the fraction of the
+ * population that prunes the unit, the generation axis under it.
+ */
 function heatmap(units, generations) {
   const cells = (u) =>
     generations
@@ -226,19 +263,42 @@ function heatmap(units, generations) {
         const f = g.population.length
           ? g.population.filter((m) => m[u] === '0').length / g.population.length
           : 0;
-        return `<td style="background:rgba(200,40,40,${f.toFixed(3)})" title="${Math.round(100 * f)} %"></td>`;
+        const title = `${units[u].id}, generation ${g.generation}: ${Math.round(100 * f)} % of the population prune it`;
+        return `<td style="background:${heatColour(f)}" title="${esc(title)}"></td>`;
       })
       .join('');
-  return units.map((id, u) => `<tr><th>${esc(id)}</th>${cells(u)}</tr>`).join('');
+  const label = (unit) =>
+    `${esc(unit.id)}${unit.module ? ` <span class="module">${esc(unit.module)}</span>` : ''}`;
+  const ticks = generations
+    .map(
+      (g, i) =>
+        `<td class="tick">${i === 0 || g.generation % 10 === 0 ? `<span>${g.generation}</span>` : ''}</td>`,
+    )
+    .join('');
+  return (
+    `<tr><th class="axis">unit ↓ / generation →</th><td colspan="${generations.length}"></td></tr>` +
+    units.map((unit, u) => `<tr><th>${label(unit)}</th>${cells(u)}</tr>`).join('') +
+    `<tr class="ticks"><th class="axis">generation</th>${ticks}</tr>`
+  );
 }
+
+/** The heatmap's legend: the colour scale from 0 % to 100 % of the population. */
+const heatLegend = () =>
+  `<div class="legend" id="heat-legend"><span>fraction of the population that prunes the unit</span>
+    <div class="scale" style="background:linear-gradient(to right,${heatColour(0)},${heatColour(1)})">${[
+      0, 25, 50, 75, 100,
+    ]
+      .map((p) => `<span style="left:${p}%">${p} %</span>`)
+      .join('')}</div></div>`;
 
 async function jobPage(id) {
   const job = await api(`/v1/jobs/${id}`);
   const model = await api(`/v1/models/${job.modelId}`);
-  const units = model.units[job.spec.granularity].map((u) => u.id);
+  const units = model.units[job.spec.granularity];
   const main = job.spec.strategy;
-  view.innerHTML = html`<h1>Job <code>${job.id}</code></h1>
-    <p id="job-status">${statusBadge(job.status)} <span id="stage">${job.stage ?? ''}</span>
+  document.title = `evop: ${model.name}`;
+  view.innerHTML = html`<h1><span id="model-name">${model.name}</span>: job <code>${job.id}</code></h1>
+    <p id="job-status"><span id="status">${statusBadge(job.status)}</span> <span id="stage">${job.stage ?? ''}</span>
       <progress id="progress" max="1" value="${job.progress}"></progress>
       ${job.status === 'running' || job.status === 'queued' ? raw('<button type="button" id="cancel">Cancel</button>') : ''}</p>
     <p>${model.name}: prune ${JSON.stringify(job.spec.target)} at ${job.spec.granularity} granularity with ${main}
@@ -248,6 +308,7 @@ async function jobPage(id) {
     <h2>Search (${main}): fitness per generation</h2>
     <div class="chart" id="chart" data-points="0"><canvas></canvas></div>
     <h2>How often each unit is pruned in the population</h2><table class="heat" id="heat"></table>
+    ${raw(heatLegend())}
     <div id="result-box">${job.result ? raw(resultTable(job)) : ''}</div>`;
   view
     .querySelector('#cancel')
@@ -297,6 +358,7 @@ async function jobPage(id) {
       (event, data) => {
         if (event === 'generation') addGeneration(data.strategy, data.record);
         if (event === 'status') {
+          view.querySelector('#status').innerHTML = statusBadge(data.status).raw;
           view.querySelector('#stage').textContent = data.stage ?? '';
           view.querySelector('#progress').value = data.progress;
           if (TERMINAL.has(data.status)) route();
@@ -308,6 +370,7 @@ async function jobPage(id) {
   return () => {
     controller.abort();
     chart.destroy();
+    document.title = 'evop';
   };
 }
 
@@ -333,10 +396,13 @@ async function modelsPage() {
 
 async function modelPage(id) {
   const m = await api(`/v1/models/${id}`);
-  const units = m.units.sublayer.map((u) => html`<tr><td>${u.id}</td><td class="num">${u.params}</td></tr>`);
+  const units = m.units.sublayer.map(
+    (u) =>
+      html`<tr><td>${u.id}</td><td><code>${u.module ?? '-'}</code></td><td class="num">${u.params}</td></tr>`,
+  );
   view.innerHTML = html`<h1>${m.name}</h1><p>${m.layers} decoder layers, hidden ${m.hiddenSize}, vocabulary
     ${m.vocabSize}, ${m.params.toLocaleString('en')} parameters; sha256 <code>${m.sha256}</code>.</p>
-    <h2>Prunable units</h2><table id="units"><tr><th>unit</th><th>parameters</th></tr>${raw(units.join(''))}</table>`;
+    <h2>Prunable units</h2><table id="units"><tr><th>unit</th><th>PyTorch module</th><th>parameters</th></tr>${raw(units.join(''))}</table>`;
 }
 
 async function datasetsPage() {

@@ -5,6 +5,7 @@ export interface NewJob {
   tenantId: string;
   modelId: string;
   datasetId: string;
+  evalDatasetIds: string[];
   spec: unknown;
   idempotencyKey: string | null;
 }

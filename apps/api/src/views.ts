@@ -44,16 +44,18 @@ export function datasetView(d: Dataset) {
 export function jobView(j: Job & { result?: Result | null }) {
   const report = j.result
     ? (JSON.parse(j.result.report) as {
+        protocol: { datasets?: unknown[] };
         table: unknown;
         latency: unknown;
         failed?: { stage: string; error: string }[];
-        result: { pruned: string[]; consistency: number };
+        result: { pruned: string[]; prunedModules?: (string | null)[]; consistency: number };
       })
     : undefined;
   return {
     id: j.id,
     modelId: j.modelId,
     datasetId: j.datasetId,
+    evalDatasetIds: j.evalDatasetIds,
     status: j.status,
     stage: j.stage,
     progress: j.progress,
@@ -69,7 +71,11 @@ export function jobView(j: Job & { result?: Result | null }) {
         ? {
             mask: j.result.mask,
             pruned: report.result.pruned,
+            /** Each pruned unit's PyTorch module, null where the export does not say. */
+            prunedModules: report.result.prunedModules ?? report.result.pruned.map(() => null),
             consistency: report.result.consistency,
+            /** The data sets each table row's `datasets` perplexities are for, in order. */
+            datasets: report.protocol.datasets ?? [],
             table: report.table,
             latency: report.latency,
             failed: report.failed ?? [],

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { loadTokenizer, type Tokenizer } from '@evop/data';
 import {
   type DecoderLayout,
@@ -18,6 +18,16 @@ export interface ModelSource {
   layout: DecoderLayout;
   tokenizer: Tokenizer;
   tokenizerPath: string;
+}
+
+/**
+ * A model's own name, for titles: its file's name without the extension (`stories260K` of stories260K.bin), or
+ * its folder's when the file has an exporter's generic name (`model.onnx`, `model.ts.onnx`).
+ */
+export function modelName(path: string): string {
+  const stem = basename(path, extname(path));
+  const generic = stem === 'model' || stem.startsWith('model.');
+  return generic ? basename(dirname(resolve(path))) || stem : stem;
 }
 
 /** Tokenizer files looked for beside a model when none is given. */

@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { runtimeConfig } from '@evop/config';
 import { MemoryFitnessCache, type SearchCheckpoint } from '@evop/core';
-import { readCorpus } from '@evop/data';
+import { readCorpus, windowsFromDocuments } from '@evop/data';
 import { maskFileOf } from '@evop/onnx';
 import {
   type CheckpointStore,
@@ -20,7 +20,8 @@ import {
 } from '@evop/pipeline';
 import { InferencePool, OnnxEvaluator } from '@evop/runtime';
 import { readJson, writeJson } from './atomic-json.ts';
-import { loadModelSource } from './model-source.ts';
+import { CliError } from './cli-error.ts';
+import { loadModelSource, modelName } from './model-source.ts';
 import type { Progress } from './progress.ts';
 import type { PruneSpec } from './prune-spec.ts';
 
@@ -39,6 +40,13 @@ function checkpointFiles(dir: string): CheckpointStore {
     load: async (strategy) => readJson<SearchCheckpoint>(join(dir, `${strategy}.json`)),
     save: async (strategy, checkpoint) => writeJson(join(dir, `${strategy}.json`), checkpoint),
   };
+}
+
+/** The report's name of each data file: its base name, or its path where two files share the base name. */
+function datasetNames(files: string[]): (file: string) => string {
+  const count = new Map<string, number>();
+  for (const f of files) count.set(basename(f), (count.get(basename(f)) ?? 0) + 1);
+  return (file) => (count.get(basename(file))! > 1 ? file : basename(file));
 }
 
 /**
@@ -68,11 +76,21 @@ export async function runPrune(
       granularity: spec.granularity,
       cacheDir,
     });
-    const windows = poolWindows(
+    const { pool: windows, corpusWindows } = poolWindows(
       spec.data.map((file) => readCorpus(file)),
       source.tokenizer,
       spec,
     );
+    // Each out-of-domain corpus on windows of its own, as many as the held-out set (a spec.json of an earlier
+    // evop has no evalData).
+    const evalData = spec.evalData ?? [];
+    const name = datasetNames([...spec.data, ...evalData]);
+    const outOfDomain = evalData.map((file) => {
+      const own = windowsFromDocuments(readCorpus(file), source.tokenizer, spec.seqLen, spec.heldOut);
+      if (own.count === 0)
+        throw new CliError(`--eval-data: '${file}' gives no window of ${spec.seqLen} tokens`);
+      return { name: name(file), windows: own };
+    });
     const calibrationFile = join(out, 'calibration.json');
     const backend: PipelineBackend = {
       pooledStates: (pool, signal) => dense.pooledStates(pool, signal),
@@ -114,6 +132,8 @@ export async function runPrune(
       spec,
       layout,
       pool: windows,
+      corpora: spec.data.map((file, i) => ({ name: name(file), windows: corpusWindows[i]! })),
+      outOfDomain,
       backend,
       store,
       progress,
@@ -126,7 +146,7 @@ export async function runPrune(
       },
       report: {
         spec,
-        model: { path: source.model.path, sha256: source.model.sha256 },
+        model: { name: modelName(spec.model), path: spec.model, sha256: source.model.sha256 },
         bos: source.tokenizer.bosId !== undefined,
         modelFile: 'model.onnx',
       },

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { OBJECTIVES, STRATEGIES } from '@evop/core';
 import { TASKS } from '@evop/data';
 import { parseSearchSpec, type SearchSpec } from '@evop/pipeline';
@@ -8,6 +10,8 @@ export type PruneSpec = SearchSpec & {
   model: string;
   tokenizer: string | undefined;
   data: string[];
+  /** Corpora never calibrated on, whose held-out perplexity is reported each on its own (absolute paths). */
+  evalData: string[];
 };
 
 export type RawOptions = Record<string, string | boolean | string[] | undefined>;
@@ -38,6 +42,9 @@ export function pruneSpec(options: RawOptions): PruneSpec {
     throw new CliError('--model: required (an ONNX model, or a llama2.c checkpoint with --tokenizer)');
   const data = (options.data as string[] | undefined) ?? [];
   if (data.length === 0) throw new CliError('--data: required (one or more text or JSONL corpora)');
+  const evalData = ((options['eval-data'] as string[] | undefined) ?? []).map((file) => resolve(file));
+  for (const file of evalData)
+    if (!existsSync(file)) throw new CliError(`--eval-data: no such file '${file}'`);
   if ((options.remove === undefined) === (options.sparsity === undefined))
     throw new CliError('give exactly one of --remove N (units to prune) or --sparsity F (fraction of units)');
   const target =
@@ -65,5 +72,5 @@ export function pruneSpec(options: RawOptions): PruneSpec {
     taskLimit: int(options, 'task-limit'),
     baselines: options.baselines === true,
   });
-  return { model, tokenizer: options.tokenizer as string | undefined, data, ...spec };
+  return { model, tokenizer: options.tokenizer as string | undefined, data, evalData, ...spec };
 }

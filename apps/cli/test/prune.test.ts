@@ -206,3 +206,74 @@ test('evop inspect lists layers, units and KV-cache inputs', async () => {
   assert.match(r.stdout, /attn0 +12352 +past_key_values\.0\.key, past_key_values\.0\.value/);
   assert.match(r.stdout, /mlp4 +33088 +-/);
 });
+
+test('evop prune gives held-out perplexity per data set, names the model and the pruned units’ modules', async () => {
+  const out = tempDir();
+  const hfStyle = resolveDataFile('stories260K-onnx-hfstyle/model.onnx');
+  const wiki = resolveDataFile('wikitext-2-raw-test/wikitext-2-raw-v1-test.txt');
+  const wikiTokenized = resolveDataFile('wikitext-2-tokenized-test/test.txt');
+  const args = smallPrune(out, ['--data', wiki, '--eval-data', wikiTokenized, '--baselines']).map((a) =>
+    a === data.model ? hfStyle : a,
+  );
+  const run = await evop(args);
+  assert.equal(run.code, 0, run.stderr);
+  const report = readReport(out);
+  assert.equal(report.model.name, 'stories260K-onnx-hfstyle', 'the folder of a generic model.onnx');
+  const sets = report.protocol.datasets;
+  assert.deepEqual(
+    sets.map((d) => [d.name, d.domain]),
+    [
+      ['tinystories_val.txt', 'in'],
+      ['wikitext-2-raw-v1-test.txt', 'in'],
+      ['test.txt', 'out'],
+    ],
+  );
+  assert.equal(sets[0]!.windows + sets[1]!.windows, 8, 'the corpora share the held-out windows');
+  assert.equal(sets[2]!.windows, 8, 'the out-of-domain set has as many windows of its own');
+  assert.equal(report.table.length, 6);
+  for (const row of report.table) {
+    // Every window predicts as many tokens: the in-domain sets' NLL adds up to the held-out set's.
+    const [a, b] = [Math.log(row.datasets[0]!), Math.log(row.datasets[1]!)];
+    const whole = (sets[0]!.windows * a + sets[1]!.windows * b) / 8;
+    assert.ok(Math.abs(whole - Math.log(row.perplexity)) < 1e-9, `${row.method}: ${whole} vs overall`);
+    assert.ok(
+      row.datasets[2]! > 2 * row.datasets[0]!,
+      `${row.method}: Wikipedia is out of a TinyStories model's domain`,
+    );
+  }
+  const units = new Map(report.model.units.map((u) => [u.id, u.module]));
+  assert.deepEqual(
+    report.result.prunedModules,
+    report.result.pruned.map((id) => units.get(id)),
+  );
+  for (const module of report.result.prunedModules)
+    assert.match(module!, /^model\.layers\.\d\.(self_attn|mlp)$/);
+  assert.match(
+    run.stdout,
+    /\| method +\| held-out ppl +\| tinystories_val\.txt ppl \(in domain\) +\| wikitext-2-raw-v1-test\.txt ppl \(in domain\) +\| test\.txt ppl \(out of domain\) +\|/,
+  );
+  assert.ok(
+    run.stdout.includes(`pruned: ${report.result.pruned.map((id) => `${id} (${units.get(id)})`).join(', ')}`),
+    run.stdout,
+  );
+  const html = readFileSync(join(out, 'report.html'), 'utf8');
+  assert.match(html, /<title>evop: stories260K-onnx-hfstyle<\/title>/);
+  assert.match(html, /<h1>evop: stories260K-onnx-hfstyle<\/h1>/);
+  assert.match(html, /fraction of the population that prunes the unit/);
+  assert.ok(html.includes('<th>test.txt ppl (out of domain)</th>'));
+
+  const missing = await evop([...smallPrune(tempDir()), '--eval-data', join(out, 'nope.txt')]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /^evop: --eval-data: no such file '.*nope\.txt'\n$/);
+
+  // A run an earlier evop started (its spec.json has no evalData) resumes, with its one corpus.
+  const old = tempDir();
+  const { evalData: _none, ...spec } = JSON.parse(readFileSync(join(out, 'spec.json'), 'utf8'));
+  writeFileSync(join(old, 'spec.json'), JSON.stringify({ ...spec, data: [data.stories], baselines: false }));
+  const resumed = await evop(['prune', '--resume', old]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.deepEqual(
+    readReport(old).protocol.datasets.map((d) => [d.name, d.domain, d.windows]),
+    [['tinystories_val.txt', 'in', 8]],
+  );
+});

@@ -9,6 +9,7 @@ import {
   type Calibration,
   type CalibrationThreads,
   type PipelineBackend,
+  PipelineError,
   type PipelineStore,
   runPrunePipeline,
   type SearchSpec,
@@ -88,12 +89,39 @@ export async function runJob(
     tokenizerFiles(model.tokenizerName, model.tokenizerSha256, model.tokenizerConfigSha256),
     join(deps.workDir, 'tokenizers', `${model.tokenizerSha256}-${model.tokenizerConfigSha256 ?? 'none'}`),
   );
-  const corpus = await artifacts.linked(
-    [{ name: job.dataset.format === 'jsonl' ? 'corpus.jsonl' : 'corpus.txt', sha256: job.dataset.sha256 }],
-    join(deps.workDir, 'datasets', job.dataset.sha256),
-  );
+  const corpusOf = (dataset: { format: string; sha256: string }) =>
+    artifacts.linked(
+      [{ name: dataset.format === 'jsonl' ? 'corpus.jsonl' : 'corpus.txt', sha256: dataset.sha256 }],
+      join(deps.workDir, 'datasets', dataset.sha256),
+    );
+  // Running from here on: the row says what is being done rather than 'queued' while the corpus is read.
+  await status(`calibration: tokenizing ${job.dataset.name}`, 0);
   // Tokenizing is CPU-bound for as long as the windows need: on a thread, so that this job's lock is renewed.
-  const { pool, bos } = await deps.threads.poolWindows([corpus], tokenizer, spec, signal);
+  const { pool, corpusWindows, bos } = await deps.threads.poolWindows(
+    [await corpusOf(job.dataset)],
+    tokenizer,
+    spec,
+    signal,
+  );
+  // The out-of-domain datasets, each on windows of its own (as many as the held-out set), as `evop prune
+  // --eval-data` reads them.
+  const evalDatasets = await db.dataset.findMany({ where: { id: { in: job.evalDatasetIds } } });
+  const outOfDomain = [];
+  for (const id of job.evalDatasetIds) {
+    const dataset = evalDatasets.find((d) => d.id === id);
+    if (!dataset) throw new PipelineError('evalDatasetIds', `dataset '${id}' no longer exists`);
+    await status(`calibration: tokenizing ${dataset.name} (out of domain)`, 0);
+    const windows = await deps.threads.windows(
+      await corpusOf(dataset),
+      tokenizer,
+      spec.seqLen,
+      spec.heldOut,
+      signal,
+    );
+    if (windows.count === 0)
+      throw new PipelineError('evalDatasetIds', `'${dataset.name}' gives no window of ${spec.seqLen} tokens`);
+    outOfDomain.push({ name: dataset.name, windows });
+  }
 
   // Windows and clusters travel to workers as artifacts (content-addressed: uploading again is a no-op).
   const uploaded = new Map<string, Promise<string>>();
@@ -119,6 +147,18 @@ export async function runJob(
 
   const strategies = strategiesOf(spec);
   const totals = new Map<string, number>();
+  /** The search's stage and progress after a strategy's generation: written with its checkpoint, then published. */
+  const searchStatus = (strategy: string, record: { generation: number; spent: number }) => {
+    const k = strategies.indexOf(strategy as StrategyName);
+    const total = totals.get(strategy) ?? 1;
+    const done = k + Math.min(1, record.spent / total);
+    return {
+      stage:
+        `search (${strategy}${strategies.length > 1 ? `, method ${k + 1} of ${strategies.length}` : ''}): ` +
+        `generation ${record.generation}, ${Math.round(record.spent)} of ${Math.round(total)} evaluations`,
+      progress: CALIBRATION_END + ((SEARCH_END - CALIBRATION_END) * done) / strategies.length,
+    };
+  };
   let exportedManifest = ''; // the pruned model's manifest, as the export task reports it
   const backend: PipelineBackend = {
     calibrate: (...args) => deps.threads.calibrate(...args),
@@ -136,12 +176,8 @@ export async function runJob(
       const checkpoints = new PostgresCheckpoints(db, jobId, {
         cache,
         onSaved: async (tx, strategy, record) => {
-          const done =
-            strategies.indexOf(strategy as StrategyName) +
-            Math.min(1, record.spent / (totals.get(strategy) ?? 1));
-          const progress = CALIBRATION_END + ((SEARCH_END - CALIBRATION_END) * done) / strategies.length;
           await fenced(tx, {
-            progress,
+            ...searchStatus(strategy, record),
             ...(strategy === spec.strategy && record.best ? { best: { strategy, ...record.best } } : {}),
           });
           const current = await tx.job.findUniqueOrThrow({ where: { id: jobId } });
@@ -159,12 +195,18 @@ export async function runJob(
           load: (strategy) => checkpoints.load(strategy),
           save: async (strategy, checkpoint) => {
             await checkpoints.save(strategy, checkpoint);
-            await deps.publish(jobId, { type: 'generation', strategy, record: checkpoint.history.at(-1)! });
+            const record = checkpoint.history.at(-1)!;
+            await deps.publish(jobId, { type: 'generation', strategy, record });
+            await deps.publish(jobId, {
+              type: 'status',
+              status: 'running',
+              ...searchStatus(strategy, record),
+            });
           },
         },
       };
     },
-    finalize: async ({ searches, heldOut }) => {
+    finalize: async ({ searches, heldOut, datasets }) => {
       const { modelManifestSha256, ...finalized } = await runTask(
         queues.export.queue,
         queues.export.events,
@@ -178,9 +220,26 @@ export async function runJob(
           spec,
           heldOutSha256: await windowsArtifact(heldOut.windows),
           heldOutClustersSha256: await jsonArtifact(heldOut.clusters),
+          datasets: await Promise.all(
+            datasets.map(async ({ name, domain, windows }) => ({
+              name,
+              domain,
+              windowsSha256: await windowsArtifact(windows),
+            })),
+          ),
           searches,
         },
-        { result: exportResult, signal },
+        {
+          result: exportResult,
+          signal,
+          // The worker's finalize steps (export, final evaluation, zero-shot, latency) as the job's stage.
+          onProgress: (step) => {
+            if (typeof step === 'string')
+              status(step, SEARCH_END).catch((err) =>
+                log.warn({ job: jobId, err: (err as Error).message }, 'stage not recorded'),
+              );
+          },
+        },
       );
       exportedManifest = modelManifestSha256;
       return { ...finalized, path: 'model.onnx' };
@@ -214,6 +273,8 @@ export async function runJob(
     spec,
     layout,
     pool,
+    corpora: [{ name: job.dataset.name, windows: corpusWindows[0]! }],
+    outOfDomain,
     backend,
     store,
     progress: {
@@ -221,12 +282,17 @@ export async function runJob(
       generation: () => {},
       stop: () => {},
     },
-    stage: (stage) => status(stage, { calibration: 0, search: CALIBRATION_END, finalize: SEARCH_END }[stage]),
+    stage: (stage) =>
+      stage === 'calibration'
+        ? status(`calibration: ${pool.count} windows of ${spec.seqLen} tokens, ${spec.sampling} sampling`, 0)
+        : stage === 'search'
+          ? status(`search (${strategies[0]}): starting`, CALIBRATION_END)
+          : status('finalize: waiting for a worker', SEARCH_END),
     signal,
     startedAt: startedAt.getTime(),
     report: {
-      spec: { ...spec, model: model.id, dataset: job.datasetId },
-      model: { path: model.name, sha256: model.sha256 },
+      spec: { ...spec, model: model.id, dataset: job.datasetId, evalDatasets: job.evalDatasetIds },
+      model: { name: model.name, path: model.name, sha256: model.sha256 },
       bos,
       modelFile: 'model.onnx',
     },

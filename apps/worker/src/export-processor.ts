@@ -9,7 +9,8 @@ import type { WindowSets } from './window-sets.ts';
 
 /**
  * The finalize stage on a worker: the pipeline's own `finalize` (export, held-out evaluation, zero-shot tasks,
- * latency), then the pruned model's files and manifest uploaded to the API.
+ * latency), then the pruned model's files and manifest uploaded to the API. Each step's description goes to
+ * `stage` (the task's progress, which the coordinator shows as the job's stage).
  */
 export function exportProcessor(
   models: Models,
@@ -18,7 +19,11 @@ export function exportProcessor(
   pool: InferencePool,
   cacheDir: string,
 ) {
-  return async (task: ExportTask, signal: AbortSignal): Promise<ExportResult> => {
+  return async (
+    task: ExportTask,
+    signal: AbortSignal,
+    stage: (message: string) => void = () => {},
+  ): Promise<ExportResult> => {
     const { model, layout } = await models.model(task);
     const { units, space } = planSearch(layout, task.spec);
     const outDir = join(cacheDir, 'exports', task.jobId);
@@ -41,9 +46,13 @@ export function exportProcessor(
           windows: await windows.get(task.heldOutSha256),
           clusters: await windows.clusters(task.heldOutClustersSha256),
         },
+        datasets: await Promise.all(
+          task.datasets.map(async (d) => ({ ...d, windows: await windows.get(d.windowsSha256) })),
+        ),
         outDir,
         cacheDir: join(cacheDir, 'graphs'),
         signal,
+        stage,
       });
       // model.onnx first, then whatever external data the writer put beside it; streamed, never read whole.
       const names = ['model.onnx', ...readdirSync(outDir).filter((n) => n !== 'model.onnx')];

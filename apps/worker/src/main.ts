@@ -81,7 +81,13 @@ const workers = [
     exportTask,
     (task, job) => {
       log.info({ task: job.id, job: task.jobId }, 'export task');
-      return stats.track(QUEUES.export, 0, () => cancels.run(task.jobId, (signal) => finalize(task, signal)));
+      // Each finalize step is the task's progress: the coordinator shows it as the job's stage.
+      const stage = (message: string) => {
+        job.updateProgress(message).catch((err) => log.warn({ err: err.message }, 'progress not sent'));
+      };
+      return stats.track(QUEUES.export, 0, () =>
+        cancels.run(task.jobId, (signal) => finalize(task, signal, stage)),
+      );
     },
     options,
   ),

@@ -1,7 +1,7 @@
 import type { Unit } from '@evop/onnx';
 import type { Calibration } from './calibration.ts';
 import type { Finalized } from './finalize.ts';
-import type { PruneReport } from './report.ts';
+import type { EvalDataset, PruneReport } from './report.ts';
 import type { SearchSpec } from './search-spec.ts';
 import type { SearchResult } from './searches.ts';
 
@@ -9,7 +9,16 @@ export interface ReportParts {
   spec: SearchSpec & Record<string, unknown>;
   /** Whether the tokenizer adds BOS (part of the protocol). */
   bos: boolean;
-  model: { path: string; sha256: string; layers: number; params: number; units: readonly Unit[] };
+  model: {
+    name: string;
+    path: string;
+    sha256: string;
+    layers: number;
+    params: number;
+    units: readonly Unit[];
+  };
+  /** The data sets the comparison gives held-out perplexity for, one by one (each row's `datasets`). */
+  datasets: EvalDataset[];
   poolWindows: number;
   calibration: Calibration;
   influence: number[];
@@ -37,8 +46,10 @@ export function assembleReport(parts: ReportParts): PruneReport {
       prediction: 'every token after the first of a window; perplexity = exp(ΣNLL / Σcount)',
       sampling: spec.sampling,
       objective: spec.objective,
+      datasets: parts.datasets,
     },
     model: {
+      name: parts.model.name,
       path: parts.model.path,
       sha256: parts.model.sha256,
       layers: parts.model.layers,
@@ -65,6 +76,7 @@ export function assembleReport(parts: ReportParts): PruneReport {
     result: {
       mask: finalized.mask,
       pruned: finalized.pruned,
+      prunedModules: finalized.pruned.map((id) => parts.model.units.find((u) => u.id === id)?.module ?? null),
       model: parts.modelFile,
       consistency: finalized.consistency,
     },

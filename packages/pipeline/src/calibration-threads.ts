@@ -18,16 +18,31 @@ export class CalibrationThreads {
     idleTimeout: 30_000,
   });
 
-  /** The pool of windows from the corpus files (`poolWindows`), and whether the tokenizer adds BOS. */
+  /**
+   * The pool of windows from the corpus files (`poolWindows`), the windows each corpus gave, and whether the
+   * tokenizer adds BOS.
+   */
   async poolWindows(
     corpora: string[],
     tokenizer: string,
     spec: SearchSpec,
     signal: AbortSignal,
-  ): Promise<{ pool: TokenWindows; bos: boolean }> {
+  ): Promise<{ pool: TokenWindows; corpusWindows: number[]; bos: boolean }> {
     const task: CalibrationTask = { op: 'pool', corpora, tokenizer, spec };
-    const { tokens, bos } = (await this.piscina.run(task, { signal })) as PoolResult;
-    return { pool: new TokenWindows(spec.seqLen, tokens), bos };
+    const { tokens, corpusWindows, bos } = (await this.piscina.run(task, { signal })) as PoolResult;
+    return { pool: new TokenWindows(spec.seqLen, tokens), corpusWindows, bos };
+  }
+
+  /** The first `count` windows of `seqLen` tokens of a corpus file (`windowsFromDocuments`). */
+  async windows(
+    corpus: string,
+    tokenizer: string,
+    seqLen: number,
+    count: number,
+    signal: AbortSignal,
+  ): Promise<TokenWindows> {
+    const task: CalibrationTask = { op: 'windows', corpus, tokenizer, seqLen, count };
+    return new TokenWindows(seqLen, (await this.piscina.run(task, { signal })) as Int32Array);
   }
 
   /** `calibrate` on a thread. */

@@ -12,7 +12,7 @@ export {
   splitWindows,
 } from './calibration.ts';
 export { CalibrationThreads } from './calibration-threads.ts';
-export type { Finalized, StageFailure } from './finalize.ts';
+export type { EvalSet, Finalized, StageFailure } from './finalize.ts';
 export { PipelineError } from './pipeline-error.ts';
 export { poolSize, poolWindows } from './pool-windows.ts';
 export {
@@ -26,8 +26,12 @@ export {
   type StoredCalibration,
 } from './prune-pipeline.ts';
 export {
+  datasetHeading,
+  type EvalDataset,
   latencyText,
+  modelName,
   type PruneReport,
+  prunedText,
   type ReportRow,
   renderReportHtml,
   reportTable,

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveDataFile } from '@evop/config';
 import type { SearchSpace } from '@evop/core';
-import { readTask, TASKS, type Tokenizer } from '@evop/data';
+import { readTask, TASKS, type Tokenizer, type TokenWindows } from '@evop/data';
 import {
   type DecoderLayout,
   discoverLayers,
@@ -49,6 +49,13 @@ export interface StageFailure {
   error: string;
 }
 
+/** A data set whose held-out perplexity is reported on its own (`EvalDataset`), with its windows. */
+export interface EvalSet {
+  name: string;
+  domain: 'in' | 'out';
+  windows: TokenWindows;
+}
+
 export interface FinalizeOptions {
   pool: InferencePool;
   model: LoadedModel;
@@ -60,6 +67,8 @@ export interface FinalizeOptions {
   /** The spec's search first, then its peers: the first one's best mask is exported. */
   searches: readonly SearchSummary[];
   heldOut: ClusteredWindows;
+  /** Data sets measured one by one besides the held-out windows as a whole (default: none). */
+  datasets?: readonly EvalSet[];
   /** Where model.onnx (and its external data, if any) is written. */
   outDir: string;
   /** Folder for instrumented graphs. */
@@ -148,15 +157,25 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
   });
 
   const masks = [dense.allKept, ...searches.map((s) => s.best.mask)];
+  const sets = options.datasets ?? [];
+  // A set that is the held-out set itself (a single --data corpus) is measured once; an empty one not at all.
+  const measured = (set: EvalSet) => set.windows.count > 0 && set.windows.sha256 !== heldOut.windows.sha256;
   const evaluation = (await run('evaluation', async () => {
-    stage(`final evaluation: ${heldOut.windows.count} held-out windows`);
+    stage(
+      `final evaluation: ${heldOut.windows.count} held-out windows` +
+        (sets.length ? `, ${sets.map((d) => `${d.name} (${d.windows.count})`).join(', ')}` : ''),
+    );
     const results = await dense.evaluate(masks, heldOut.windows, { clusterOf: heldOut.clusters, signal });
+    const denseBySet: (MaskEvaluation[] | undefined)[] = [];
+    for (const set of sets)
+      denseBySet.push(measured(set) ? await dense.evaluate(masks, set.windows, { signal }) : undefined);
     // One model's weights in memory at a time: the dense model's sessions go before the pruned file's load.
     await dense.unload();
     // The exported file's graphs are needed once: made in a folder of their own, removed after.
     mkdirSync(options.cacheDir, { recursive: true });
     const physicalDir = mkdtempSync(join(options.cacheDir, 'exported-'));
     let phys: MaskEvaluation | undefined;
+    const physBySet: (MaskEvaluation | undefined)[] = [];
     try {
       const physical = await OnnxEvaluator.create({
         pool,
@@ -166,20 +185,32 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
         cacheDir: physicalDir,
       });
       [phys] = await physical.evaluate([physical.allKept], heldOut.windows, { signal });
+      for (const set of sets)
+        physBySet.push(
+          measured(set)
+            ? (await physical.evaluate([physical.allKept], set.windows, { signal }))[0]
+            : undefined,
+        );
       await physical.unload();
     } finally {
       rmSync(physicalDir, { recursive: true, force: true });
     }
+    const perplexity = (r: { nllSum: number; count: number }) => Math.exp(r.nllSum / r.count);
     const table = masks.map((mask, i): ReportRow => {
-      const r = i === 1 ? phys! : results[i]!; // the exported model's own perplexity for the search's mask
+      // The exported model's own numbers for the search's mask, the gated model's for the others.
+      const r = i === 1 ? phys! : results[i]!;
+      const onSet = (set: EvalSet, k: number) => {
+        if (set.windows.count === 0) return null;
+        if (!measured(set)) return perplexity(r);
+        return perplexity(i === 1 ? physBySet[k]! : denseBySet[k]![i]!);
+      };
       const removed = space.prunedUnits(mask).reduce((n, u) => n + units[u]!.params, 0);
       return {
         method: i === 0 ? 'dense' : searches[i - 1]!.name,
         mask,
-        perplexity: Math.exp(r.nllSum / r.count),
-        clusterPerplexity: (results[i]!.clusters ?? []).map((c) =>
-          c.count > 0 ? Math.exp(c.nllSum / c.count) : null,
-        ),
+        perplexity: perplexity(r),
+        clusterPerplexity: (results[i]!.clusters ?? []).map((c) => (c.count > 0 ? perplexity(c) : null)),
+        datasets: sets.map(onSet),
         calibrationFitness: i === 0 ? null : searches[i - 1]!.best.fitness,
         evaluations: i === 0 ? 0 : searches[i - 1]!.evaluations,
         params: layout.totalParams - removed,
@@ -188,7 +219,12 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
     });
     return { table, consistency: Math.abs(phys!.nllSum - results[1]!.nllSum) / results[1]!.nllSum };
   }))!;
-  const table = evaluation.table.map((row) => ({ ...row, tasks: { ...row.tasks } }));
+  // A run stopped by an earlier evop kept no per-data-set numbers: shown as '-'.
+  const table = evaluation.table.map((row) => ({
+    ...row,
+    datasets: row.datasets ?? sets.map(() => null),
+    tasks: { ...row.tasks },
+  }));
 
   for (const task of spec.tasks) {
     const scores = await run(

@@ -7,13 +7,14 @@ export const poolSize = (spec: SearchSpec) => 4 * spec.calibration + spec.heldOu
 
 /**
  * The pool of windows calibration draws from: windows from each corpus in turn, an equal share at most from
- * each, so that mixed corpora are all represented. Each corpus is read only as far as its share needs.
+ * each, so that mixed corpora are all represented, with the number each gave (`corpusWindows`, in order). Each
+ * corpus is read only as far as its share needs.
  */
 export function poolWindows(
   corpora: readonly Iterable<string | StreamedDocument>[],
   tokenizer: Tokenizer,
   spec: SearchSpec,
-): TokenWindows {
+): { pool: TokenWindows; corpusWindows: number[] } {
   const perCorpus = Math.ceil(poolSize(spec) / corpora.length);
   const parts = corpora.map((docs) => windowsFromDocuments(docs, tokenizer, spec.seqLen, perCorpus));
   const tokens = Int32Array.from(parts.flatMap((p) => Array.from(p.tokens)));
@@ -24,5 +25,5 @@ export function poolWindows(
       `the corpora give ${windows.count} windows of ${spec.seqLen} tokens; calibration ${spec.calibration} + ` +
         `held-out ${spec.heldOut} need ${spec.calibration + spec.heldOut}`,
     );
-  return windows;
+  return { pool: windows, corpusWindows: parts.map((p) => p.count) };
 }

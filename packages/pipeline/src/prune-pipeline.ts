@@ -3,7 +3,7 @@ import type { TokenWindows } from '@evop/data';
 import type { DecoderLayout, Unit } from '@evop/onnx';
 import { assembleReport } from './assemble-report.ts';
 import { type Calibration, type ClusteredWindows, calibrate, splitWindows } from './calibration.ts';
-import type { Finalized } from './finalize.ts';
+import type { EvalSet, Finalized } from './finalize.ts';
 import { PipelineError } from './pipeline-error.ts';
 import type { PruneReport } from './report.ts';
 import { planSearch } from './search-space.ts';
@@ -60,6 +60,8 @@ export interface PipelineBackend {
 export interface FinalizeStage {
   searches: SearchSummary[];
   heldOut: ClusteredWindows;
+  /** The data sets measured one by one: each corpus's held-out windows, then the out-of-domain sets. */
+  datasets: EvalSet[];
   units: Unit[];
   space: SearchSpace;
   signal: AbortSignal;
@@ -74,6 +76,10 @@ export interface PruneRunOptions {
   layout: DecoderLayout;
   /** The corpus as windows of the spec's length (`poolWindows`). */
   pool: TokenWindows;
+  /** The corpora the pool was drawn from, in its order, with the number of windows each gave. */
+  corpora: readonly { name: string; windows: number }[];
+  /** Data sets never calibrated on, measured on windows of their own (`--eval-data`, `evalDatasetIds`). */
+  outOfDomain: readonly { name: string; windows: TokenWindows }[];
   backend: PipelineBackend;
   store: PipelineStore;
   progress: SearchProgress;
@@ -85,7 +91,7 @@ export interface PruneRunOptions {
   /** What report.json says of the run: the spec as the user gave it, the model, BOS, the exported file's name. */
   report: {
     spec: SearchSpec & Record<string, unknown>;
-    model: { path: string; sha256: string };
+    model: { name: string; path: string; sha256: string };
     bos: boolean;
     modelFile: string;
   };
@@ -147,11 +153,13 @@ export async function runPrunePipeline(options: PruneRunOptions): Promise<PruneR
   });
   await store.saveSearched(searches);
 
+  const datasets = evalSets(options, calibration, sets.heldOut);
   await options.stage('finalize');
   const finalized = await time('finalize', () =>
     backend.finalize({
       searches: searches.map(summaryOf),
       heldOut: sets.heldOut,
+      datasets,
       units,
       space,
       signal,
@@ -163,6 +171,7 @@ export async function runPrunePipeline(options: PruneRunOptions): Promise<PruneR
     bos: options.report.bos,
     model: { ...options.report.model, layers: layout.layers, params: layout.totalParams, units },
     poolWindows: pool.count,
+    datasets: datasets.map((d) => ({ name: d.name, domain: d.domain, windows: d.windows.count })),
     calibration,
     influence,
     searches,
@@ -171,4 +180,21 @@ export async function runPrunePipeline(options: PruneRunOptions): Promise<PruneR
     timings: { ...timings, total: (Date.now() - started) / 1000 },
   });
   return { units, space, searches, finalized, report };
+}
+
+/**
+ * The data sets reported one by one: each corpus's share of the held-out windows (in-domain), then the
+ * out-of-domain sets. With one corpus its set is the held-out set itself (finalize measures it once).
+ */
+function evalSets(options: PruneRunOptions, calibration: Calibration, heldOut: ClusteredWindows): EvalSet[] {
+  let start = 0;
+  const inDomain = options.corpora.map(({ name, windows }) => {
+    const end = start + windows;
+    const mine = calibration.heldOut.flatMap((w, i) => (w >= start && w < end ? [i] : []));
+    start = end;
+    return { name, domain: 'in' as const, windows: heldOut.windows.select(mine) };
+  });
+  if (start !== options.pool.count)
+    throw new RangeError(`the corpora give ${start} windows, the pool holds ${options.pool.count}`);
+  return [...inDomain, ...options.outOfDomain.map((d) => ({ ...d, domain: 'out' as const }))];
 }

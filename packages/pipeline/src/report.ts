@@ -14,12 +14,23 @@ export interface TaskScore {
   n: number;
 }
 
+/** A data set the comparison reports on its own: a `--data` corpus (in-domain) or an `--eval-data` one (out). */
+export interface EvalDataset {
+  name: string;
+  /** in: a corpus calibration drew from, on its held-out windows; out: never calibrated on, on its own windows. */
+  domain: 'in' | 'out';
+  /** Windows measured (0: the corpus gave none of the held-out windows). */
+  windows: number;
+}
+
 /** One line of the comparison table: the dense model or one strategy's best mask, on the held-out windows. */
 export interface ReportRow {
   method: string;
   mask: string;
   perplexity: number;
   clusterPerplexity: (number | null)[];
+  /** Held-out perplexity on each of `protocol.datasets`, in its order (null where it has no windows). */
+  datasets: (number | null)[];
   calibrationFitness: number | null;
   evaluations: number;
   params: number;
@@ -29,8 +40,10 @@ export interface ReportRow {
 export interface PruneReport {
   /** The search spec, with where the model and the data came from (paths for the CLI, ids for the service). */
   spec: SearchSpec & Record<string, unknown>;
-  protocol: Record<string, unknown>;
+  protocol: Record<string, unknown> & { datasets: EvalDataset[] };
   model: {
+    /** The model's own name: its file's (or generic `model.onnx`'s folder's), or the name given at upload. */
+    name: string;
     path: string;
     sha256: string;
     layers: number;
@@ -47,7 +60,14 @@ export interface PruneReport {
   };
   influence: number[];
   searches: { strategy: string; best: { mask: string; fitness: number }; history: GenerationRecord[] }[];
-  result: { mask: string; pruned: string[]; model: string; consistency: number };
+  result: {
+    mask: string;
+    pruned: string[];
+    /** Each pruned unit's PyTorch module (`model.layers.13.self_attn`), null where the export does not say. */
+    prunedModules: (string | null)[];
+    model: string;
+    consistency: number;
+  };
   table: ReportRow[];
   /** Null when the latency stage failed (named in `failed`). */
   latency: { dense: LatencyResult; pruned: LatencyResult } | null;
@@ -63,30 +83,62 @@ export function targetText(target: Target): string {
   return `${target.paramFraction * 100}% of parameters`;
 }
 
+/** A perplexity as the tables show it ('-' where there is none). */
+const pplText = (p: number | null | undefined) => (p == null ? '-' : p.toFixed(3));
+
+/** A data set's column heading: its name and whether calibration drew from it. */
+export const datasetHeading = (d: EvalDataset) =>
+  `${d.name} ppl (${d.domain === 'in' ? 'in' : 'out of'} domain)`;
+
+/** A zero-shot score as the tables show it: accuracy ± standard error, in percent. */
+const taskText = (s: TaskScore | undefined) =>
+  s ? `${(100 * s.acc).toFixed(1)} ± ${(100 * s.accStderr).toFixed(1)}` : '-';
+
+/**
+ * The comparison table's cells, one array per method: held-out perplexity overall (what the searches are
+ * compared on) and per data set, parameters, evaluations, each zero-shot task; `columns` names them.
+ */
+function comparison(report: PruneReport): { columns: string[]; rows: string[][] } {
+  const datasets = report.protocol.datasets ?? [];
+  const tasks = report.spec.tasks;
+  return {
+    columns: [
+      'method',
+      'held-out ppl',
+      ...datasets.map(datasetHeading),
+      'params',
+      'evaluations',
+      ...tasks.map((t) => `${t} acc`),
+    ],
+    rows: report.table.map((r) => [
+      r.method,
+      pplText(r.perplexity),
+      ...datasets.map((_, i) => pplText(r.datasets?.[i])),
+      `${(r.params / 1e6).toFixed(3)}M`,
+      String(r.evaluations),
+      ...tasks.map((t) => taskText(r.tasks[t])),
+    ]),
+  };
+}
+
 /** The comparison table as aligned text, for the terminal and the README. */
 export function reportTable(report: PruneReport): string {
-  const tasks = report.spec.tasks;
-  const header = ['method', 'held-out ppl', 'params', 'evaluations', ...tasks.map((t) => `${t} acc`)];
-  const rows = report.table.map((r) => [
-    r.method,
-    r.perplexity.toFixed(3),
-    `${(r.params / 1e6).toFixed(3)}M`,
-    String(r.evaluations),
-    ...tasks.map((t) =>
-      r.tasks[t]
-        ? `${(100 * r.tasks[t]!.acc).toFixed(1)} ± ${(100 * r.tasks[t]!.accStderr).toFixed(1)}`
-        : '-',
-    ),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const { columns, rows } = comparison(report);
+  const widths = columns.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   return [
-    line(header),
+    line(columns),
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
     ...rows.map(line),
     '',
     latencyText(report),
   ].join('\n');
+}
+
+/** The pruned units, each with its PyTorch module where the export names it: the plan to apply elsewhere. */
+export function prunedText(report: PruneReport): string {
+  const modules = report.result.prunedModules ?? [];
+  return report.result.pruned.map((id, i) => (modules[i] ? `${id} (${modules[i]})` : id)).join(', ');
 }
 
 /** One line on speed: tokens/s of dense and pruned, prefill / decode, with the speedup. */
@@ -125,61 +177,112 @@ function pruneFrequency(history: GenerationRecord[], units: number): number[][] 
     );
 }
 
+/** The heatmap's colour for a fraction of the population (0…1): transparent to full red. */
+const heatColour = (f: number) => `rgba(200,40,40,${f.toFixed(3)})`;
+
+/**
+ * The unit heatmap: a row per unit (finally pruned ones in bold, with their module), a column per generation,
+ * each cell coloured by the fraction of the population that prunes the unit; with the generation axis and a
+ * legend of the colour scale.
+ */
+function heatmapHtml(report: PruneReport, history: GenerationRecord[]): string {
+  const frequency = pruneFrequency(history, report.model.units.length);
+  const generations = history.filter((g) => g.population.length > 0).map((g) => g.generation);
+  const pruned = new Set(report.result.pruned);
+  const rows = report.model.units.map((unit, u) => {
+    const label = `${escapeHtml(unit.id)}${unit.module ? ` <span class="module">${escapeHtml(unit.module)}</span>` : ''}`;
+    const cells = frequency
+      .map((g, i) => {
+        const title = `${unit.id}, generation ${generations[i]}: ${(100 * g[u]!).toFixed(0)}% of the population prune it`;
+        return `<td style="background:${heatColour(g[u]!)}" title="${escapeHtml(title)}"></td>`;
+      })
+      .join('');
+    return `<tr><th${pruned.has(unit.id) ? ' class="pruned"' : ''}>${label}</th>${cells}</tr>`;
+  });
+  // A tick every tenth generation (and the first), drawn over the cells without widening them.
+  const ticks = generations
+    .map((g, i) => `<td class="tick">${i === 0 || g % 10 === 0 ? `<span>${g}</span>` : ''}</td>`)
+    .join('');
+  const stops = [0, 0.25, 0.5, 0.75, 1].map((f) => `<span style="left:${100 * f}%">${100 * f}%</span>`);
+  return `<table class="heat" id="heatmap"><tr><th class="axis">unit ↓ / generation →</th><td colspan="${generations.length}"></td></tr>
+${rows.join('\n')}
+<tr class="ticks"><th class="axis">generation</th>${ticks}</tr></table>
+<div class="legend"><span class="label">fraction of the population that prunes the unit</span>
+<div class="scale" style="background:linear-gradient(to right,${heatColour(0)},${heatColour(1)})">${stops.join('')}</div></div>
+<p class="note">Rows: the model's units (bold: pruned in the result); columns: the ${escapeHtml(report.searches[0]!.strategy)} search's generations.</p>`;
+}
+
+/** The pruned units with their PyTorch modules and parameters, so that the plan can be applied in PyTorch. */
+function prunedHtml(report: PruneReport): string {
+  const modules = report.result.prunedModules ?? [];
+  const params = new Map(report.model.units.map((u) => [u.id, u.params]));
+  const rows = report.result.pruned.map(
+    (id, i) =>
+      `<tr><td>${escapeHtml(id)}</td><td><code>${escapeHtml(modules[i] ?? '-')}</code></td><td>${params.get(id) ?? '-'}</td></tr>`,
+  );
+  return `<table id="pruned"><tr><th>unit</th><th>PyTorch module</th><th>parameters</th></tr>${rows.join('')}</table>`;
+}
+
+/** The model's name for titles; a report of an earlier evop has only its path. */
+export const modelName = (report: PruneReport) => report.model.name ?? report.model.path;
+
 /**
  * report.html: one self-contained page with the best / mean fitness per generation (Chart.js, inlined), a
- * heatmap of how often each unit is pruned in the population over generations, and the comparison table.
+ * heatmap of how often each unit is pruned in the population over generations, the pruned units with their
+ * modules, and the comparison table.
  */
 export function renderReportHtml(report: PruneReport): string {
   const main = report.searches[0]!;
-  const frequency = pruneFrequency(main.history, report.model.units.length);
-  const heatmap = report.model.units
-    .map((unit, u) => {
-      const cells = frequency
-        .map(
-          (g) =>
-            `<td style="background:rgba(200,40,40,${g[u]!.toFixed(3)})" title="${(100 * g[u]!).toFixed(0)}%"></td>`,
-        )
-        .join('');
-      return `<tr><th>${escapeHtml(unit.id)}</th>${cells}</tr>`;
-    })
-    .join('\n');
   const series = {
     labels: main.history.map((g) => g.generation),
     best: main.history.map((g) => g.best?.fitness ?? null),
     mean: main.history.map((g) => g.mean),
   };
-  const tasks = report.spec.tasks;
-  const rows = report.table
-    .map(
-      (r) =>
-        `<tr><td>${escapeHtml(r.method)}</td><td>${r.perplexity.toFixed(3)}</td><td>${(r.params / 1e6).toFixed(3)}M</td>` +
-        `<td>${r.evaluations}</td><td><code>${r.mask}</code></td>` +
-        tasks.map((t) => `<td>${r.tasks[t] ? (100 * r.tasks[t]!.acc).toFixed(1) : '-'}</td>`).join('') +
-        '</tr>',
-    )
-    .join('\n');
+  const { columns, rows } = comparison(report);
+  const table = [
+    `<tr>${[...columns, 'mask'].map((c) => `<th>${escapeHtml(c)}</th>`).join('')}</tr>`,
+    ...rows.map(
+      (cells, i) =>
+        `<tr>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}<td><code>${report.table[i]!.mask}</code></td></tr>`,
+    ),
+  ].join('\n');
+  const datasets = (report.protocol.datasets ?? [])
+    .map((d) => `${escapeHtml(datasetHeading(d))}: ${d.windows} windows`)
+    .join('; ');
   const failed = report.failed
     .map((f) => `<li><b>${escapeHtml(f.stage)}</b>: ${escapeHtml(f.error)}</li>`)
     .join('');
+  const name = escapeHtml(modelName(report));
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>evop report</title>
+<html lang="en"><head><meta charset="utf-8"><title>evop: ${name}</title>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{text-align:left;background:#f5f5f5}.heat td{width:10px;height:12px;padding:0;border:1px solid #eee}
-.heat th{font-weight:normal;font-size:11px;padding:0 6px}code{font-size:12px}
+td{white-space:nowrap}td:first-child{text-align:left}
+th{text-align:left;background:#f5f5f5}code{font-size:12px}
+.heat{margin-bottom:0}.heat td{width:10px;min-width:10px;height:14px;padding:0;border:1px solid #eee}
+.heat th{font-weight:normal;font-size:11px;padding:0 6px;white-space:nowrap}.heat th.pruned{font-weight:bold}
+.heat .module{color:#777}.heat th.axis{font-style:italic;color:#555;background:none;border:none}
+.heat tr:first-child td,.heat .ticks td{border:none;background:none}
+.heat .tick{position:relative;height:16px}.heat .tick span{position:absolute;left:0;top:1px;font-size:10px;color:#555}
+.legend{display:flex;align-items:center;gap:1em;margin:0.8em 0 0;font-size:12px;color:#444}
+.legend .scale{position:relative;width:240px;height:14px;border:1px solid #ccc;margin-bottom:14px}
+.legend .scale span{position:absolute;top:15px;transform:translateX(-50%);font-size:10px}
+.note{font-size:12px;color:#555}
 </style></head><body>
-<h1>evop: ${escapeHtml(report.model.path)}</h1>
+<h1>evop: ${name}</h1>
 <p>Pruned ${escapeHtml(targetText(report.spec.target))} at ${report.spec.granularity} granularity with <b>${escapeHtml(main.strategy)}</b>
-(seed ${report.spec.seed}, budget ${report.spec.budget}); removed: ${report.result.pruned.map(escapeHtml).join(', ')}.
+(seed ${report.spec.seed}, budget ${report.spec.budget}). Model sha256 <code>${report.model.sha256}</code>.
 Protocol: ${report.spec.seqLen}-token windows, ${report.spec.calibration} calibration and ${report.spec.heldOut} held-out windows
 (${report.spec.sampling} sampling, ${report.calibration.clusters.length} clusters), objective ${report.spec.objective}.</p>
+<h2>Pruned units</h2>
+${prunedHtml(report)}
 <h2>Search</h2><div style="height:320px"><canvas id="fitness"></canvas></div>
 <h2>How often each unit is pruned in the population</h2>
-<table class="heat">${heatmap}</table>
+${heatmapHtml(report, main.history)}
 <h2>Comparison on held-out windows</h2>
-<table><tr><th>method</th><th>perplexity</th><th>params</th><th>evaluations</th><th>mask</th>${tasks.map((t) => `<th>${escapeHtml(t)} acc</th>`).join('')}</tr>
-${rows}</table>
+<p>Held-out perplexity overall (what the methods are compared on) and per data set${datasets ? ` (${datasets})` : ''}; zero-shot accuracy ± standard error in %.</p>
+<table id="comparison">${table}</table>
 <p>${escapeHtml(latencyText(report))}.</p>
 ${failed ? `<h2>Stages that failed</h2><ul>${failed}</ul><p>Complete them with <code>evop prune --resume</code>.</p>` : ''}
 <script>${chartJs()}</script>

@@ -34,6 +34,8 @@ export interface RunTaskOptions<R> {
   /** Longest wait, in ms (default 2 hours). */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Called with what the task reports as it runs (`job.updateProgress` on the worker). */
+  onProgress?: (progress: unknown) => void;
 }
 
 /** Adds one task of a job to a queue and waits for its result. */
@@ -43,7 +45,16 @@ export async function runTask<T extends { jobId: string }, R>(
   data: T,
   options: RunTaskOptions<R>,
 ): Promise<R> {
-  const job = await queue.add(queue.name, data, taskOptions(data.jobId, data, options.attempts));
-  const [value] = await awaitTasks([job], events, options.timeoutMs ?? 2 * 3600_000, options.signal);
-  return options.result.parse(value);
+  const id = taskId(data.jobId, data);
+  const progress = ({ jobId, data }: { jobId: string; data: unknown }) => {
+    if (jobId === id) options.onProgress?.(data);
+  };
+  if (options.onProgress) events.on('progress', progress);
+  try {
+    const job = await queue.add(queue.name, data, taskOptions(data.jobId, data, options.attempts));
+    const [value] = await awaitTasks([job], events, options.timeoutMs ?? 2 * 3600_000, options.signal);
+    return options.result.parse(value);
+  } finally {
+    events.off('progress', progress);
+  }
 }

@@ -61,6 +61,10 @@ export const exportTask = z.object({
   spec: searchSpecSchema,
   heldOutSha256: sha256,
   heldOutClustersSha256: sha256,
+  /** Data sets measured one by one (finalize's `datasets`): windows artifacts, named as the report names them. */
+  datasets: z
+    .array(z.object({ name: z.string().min(1), domain: z.enum(['in', 'out']), windowsSha256: sha256 }))
+    .default([]),
   searches: z
     .array(
       z.object({

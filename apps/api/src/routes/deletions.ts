@@ -20,7 +20,8 @@ export const deletionRoutes =
     const inUse = async (what: 'model' | 'dataset', id: string) => {
       const jobs = await db.job.groupBy({
         by: ['status'],
-        where: what === 'model' ? { modelId: id } : { datasetId: id },
+        where:
+          what === 'model' ? { modelId: id } : { OR: [{ datasetId: id }, { evalDatasetIds: { has: id } }] },
         _count: true,
       });
       const total = jobs.reduce((n, j) => n + j._count, 0);

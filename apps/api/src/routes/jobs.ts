@@ -23,6 +23,8 @@ const createJob = z
   .object({
     modelId: z.string().uuid(),
     datasetId: z.string().uuid(),
+    /** Datasets never calibrated on: the result gives held-out perplexity on each (out of domain). */
+    evalDatasetIds: z.array(z.string().uuid()).max(16).default([]),
     spec: searchSpecSchema,
   })
   .strict();
@@ -71,7 +73,8 @@ export const jobRoutes =
         },
       },
       async (request, reply) => {
-        const { modelId, datasetId, spec } = request.body;
+        const { modelId, datasetId, evalDatasetIds, spec } = request.body;
+        const body = { modelId, datasetId, evalDatasetIds, spec };
         const key = request.headers['idempotency-key'];
         const tenantId = request.tenantId;
         if (key) {
@@ -80,7 +83,7 @@ export const jobRoutes =
             include: { result: true },
           });
           if (existing) {
-            const job = sameRequest(existing, { modelId, datasetId, spec });
+            const job = sameRequest(existing, body);
             // A retry completes a submission whose enqueue did not happen.
             if (job.status === 'queued' && job.enqueuedAt === null) await enqueue(job.id);
             return accepted(reply, job);
@@ -96,6 +99,18 @@ export const jobRoutes =
         if (!model) throw invalid('modelId', `no model '${modelId}'`);
         const dataset = await db.dataset.findFirst({ where: { id: datasetId, tenantId } });
         if (!dataset) throw invalid('datasetId', `no dataset '${datasetId}'`);
+        const found = await db.dataset.findMany({
+          where: { id: { in: evalDatasetIds }, tenantId },
+          select: { id: true },
+        });
+        for (const [i, id] of evalDatasetIds.entries()) {
+          if (id === datasetId)
+            throw invalid(
+              `evalDatasetIds.${i}`,
+              'is the datasetId the job calibrates on; name datasets it does not',
+            );
+          if (!found.some((d) => d.id === id)) throw invalid(`evalDatasetIds.${i}`, `no dataset '${id}'`);
+        }
         try {
           const layout = await currentLayout(deps, model);
           planSearch(layout, spec);
@@ -105,11 +120,11 @@ export const jobRoutes =
         }
         const { job, created } = await createWithinQuota(
           db,
-          { tenantId, modelId, datasetId, spec, idempotencyKey: key ?? null },
+          { tenantId, ...body, idempotencyKey: key ?? null },
           deps.config.tenantMaxActiveJobs,
         );
         // Submitted with the same key meanwhile: that submission's job, as for a retry.
-        if (!created) return accepted(reply, sameRequest(job, { modelId, datasetId, spec }));
+        if (!created) return accepted(reply, sameRequest(job, body));
         await enqueue(job.id);
         return accepted(reply, job);
       },
@@ -121,12 +136,13 @@ export const jobRoutes =
     /** The job an Idempotency-Key was first used for, if this request is the same; 409 otherwise. */
     function sameRequest(
       job: Awaited<ReturnType<typeof ownJob>>,
-      body: { modelId: string; datasetId: string; spec: unknown },
+      body: { modelId: string; datasetId: string; evalDatasetIds: string[]; spec: unknown },
     ) {
       // Compared as values: PostgreSQL's jsonb does not keep the order of keys.
       const same =
         job.modelId === body.modelId &&
         job.datasetId === body.datasetId &&
+        isDeepStrictEqual(job.evalDatasetIds, body.evalDatasetIds) &&
         isDeepStrictEqual(job.spec, body.spec);
       if (!same)
         throw new ApiError(409, 'Conflict', 'Idempotency-Key: already used for a job with another body');

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Interrupted, reportTable } from '@evop/pipeline';
+import { Interrupted, prunedText, reportTable } from '@evop/pipeline';
 import { readJson, writeJson } from '../atomic-json.ts';
 import { CliError } from '../cli-error.ts';
 import { Progress } from '../progress.ts';
@@ -43,7 +43,8 @@ export async function prune(options: RawOptions): Promise<number> {
   try {
     const report = await runPrune(spec, out, progress, controller.signal);
     process.stdout.write(
-      `${reportTable(report)}\n\npruned model: ${join(out, 'model.onnx')}\nreport: ${join(out, 'report.html')}\n`,
+      `${reportTable(report)}\n\npruned: ${prunedText(report)}\n` +
+        `pruned model: ${join(out, 'model.onnx')}\nreport: ${join(out, 'report.html')}\n`,
     );
     if (report.failed.length === 0) return 0;
     for (const { stage, error } of report.failed)
