@@ -320,6 +320,7 @@ test("README.md's service walk-through runs as written against `npm run stack`",
     ...process.env,
     DATABASE_URL: db.url,
     EVOP_QUEUE_PREFIX: prefix,
+    EVOP_LATENCY_MAX_SECONDS: '1', // the job's latency rounds: 1 s a phase instead of 20
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: process.env.EVOP_TEST_LOG_LEVEL ?? 'warn',

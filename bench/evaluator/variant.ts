@@ -102,8 +102,8 @@ if (variant === 'a') {
   });
   let total = 0;
   for (const [i, path] of paths.entries()) {
-    const rounds = await pool.time(path, steps[i]!, 1, ROUNDS);
-    total += rounds.sort((x, y) => x - y)[Math.floor(ROUNDS / 2)]!;
+    const [rounds] = await pool.time([{ modelPath: path, steps: steps[i]! }], 1, ROUNDS);
+    total += rounds!.sort((x, y) => x - y)[Math.floor(ROUNDS / 2)]!;
   }
   secondsPerMask = total / masks.length;
 }

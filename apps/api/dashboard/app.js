@@ -205,19 +205,15 @@ const datasetHeading = (d) => `${d.name} ppl (${d.domain === 'in' ? 'in' : 'out 
 const taskText = (s) => (s ? `${(100 * s.acc).toFixed(1)} ± ${(100 * s.accStderr).toFixed(1)}` : '-');
 
 function resultTable(job) {
-  const { table, latency, datasets = [], pruned, prunedModules = [] } = job.result;
-  // Decode needs a KV cache; latency is null when its stage failed.
-  const speed = (k) =>
-    latency?.pruned[k] && latency.dense[k]
-      ? (latency.pruned[k].median / latency.dense[k].median).toFixed(2)
-      : 'n/a';
+  // speedup: in words, with its interval ('inconclusive' when it spans 1), as the API words it.
+  const { table, speedup, datasets = [], pruned, prunedModules = [] } = job.result;
   const tasks = job.spec.tasks ?? [];
   const rows = table.map(
     (r, i) => html`<tr><td>${r.method}</td><td class="num">${r.perplexity.toFixed(3)}</td>
       ${raw(datasets.map((_, k) => html`<td class="num">${r.datasets?.[k] == null ? '-' : r.datasets[k].toFixed(3)}</td>`).join(''))}
       <td class="num">${(r.params / 1e6).toFixed(3)}M</td><td class="num">${r.evaluations}</td>
       ${raw(tasks.map((t) => html`<td class="num">${taskText(r.tasks?.[t])}</td>`).join(''))}
-      <td class="num">${i === 0 ? '1.00 / 1.00' : i === 1 ? `${speed('prefill')} / ${speed('decode')}` : '-'}</td>
+      <td class="num">${i === 0 ? '1.00 / 1.00' : i === 1 ? `${speedup.prefill} / ${speedup.decode}` : '-'}</td>
       <td><code>${r.mask}</code></td></tr>`,
   );
   const heads = [...datasets.map(datasetHeading), ...tasks.map((t) => `${t} acc`)];

@@ -1,4 +1,5 @@
 import type { Dataset, Job, Model, Result } from '@evop/db';
+import { type ReportLatency, speedupCells } from '@evop/pipeline/control';
 import { z } from 'zod';
 
 export const idParams = z.object({ id: z.string().uuid('a job, model or dataset id (uuid)') });
@@ -46,7 +47,7 @@ export function jobView(j: Job & { result?: Result | null }) {
     ? (JSON.parse(j.result.report) as {
         protocol: { datasets?: unknown[] };
         table: unknown;
-        latency: unknown;
+        latency: ReportLatency | null;
         failed?: { stage: string; error: string }[];
         result: { pruned: string[]; prunedModules?: (string | null)[]; consistency: number };
       })
@@ -78,6 +79,8 @@ export function jobView(j: Job & { result?: Result | null }) {
             datasets: report.protocol.datasets ?? [],
             table: report.table,
             latency: report.latency,
+            /** Prefill and decode speedup in words: the ratio with its 95 % interval, or why there is none. */
+            speedup: speedupCells(report.latency),
             failed: report.failed ?? [],
             links: {
               model: `/v1/jobs/${j.id}/artifacts/model.onnx`,

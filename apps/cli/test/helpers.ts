@@ -60,7 +60,8 @@ export function evop(
 ): Promise<Finished> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, EVOP_PROVIDER: 'cpu', ...env },
+      // Latency rounds stop after 1 s a phase (20 s by default): enough rounds for an interval, whatever its width.
+      env: { ...process.env, EVOP_PROVIDER: 'cpu', EVOP_LATENCY_MAX_SECONDS: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

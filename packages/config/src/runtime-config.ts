@@ -12,6 +12,7 @@ const schema = z.object({
   EVOP_GRAPH_OPTIMIZATION: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
   EVOP_MAX_BATCH_TOKENS: positiveInt.default(4096),
   EVOP_PREPACK: z.enum(['0', '1']).default('0'),
+  EVOP_LATENCY_MAX_SECONDS: z.coerce.number().positive().default(20),
 });
 
 /** How inference runs; documented in .env.example. */
@@ -31,6 +32,11 @@ export interface RuntimeConfig {
    * copy of the weights; off (default), every session of a model shares one memory-mapped copy.
    */
   prepack: boolean;
+  /**
+   * Seconds of timed rounds after which a latency phase (prefill, decode) stops although its interval is not yet
+   * within ±2 % (`measureLatency`, `compareLatency`).
+   */
+  latencyMaxSeconds: number;
 }
 
 /** Float32 logits one run may hold: 2048 tokens of a 32,000-token vocabulary, 512 of 128,000. */
@@ -60,5 +66,6 @@ export function runtimeConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConf
     graphOptimization: v.EVOP_GRAPH_OPTIMIZATION,
     maxBatchTokens: v.EVOP_MAX_BATCH_TOKENS,
     prepack: v.EVOP_PREPACK === '1',
+    latencyMaxSeconds: v.EVOP_LATENCY_MAX_SECONDS,
   };
 }

@@ -39,7 +39,14 @@ export {
   targetText,
 } from './report.ts';
 export { planSearch } from './search-space.ts';
-export { PEERS, parseSearchSpec, type SearchSpec, searchSpecSchema, strategiesOf } from './search-spec.ts';
+export {
+  PEERS,
+  parseSearchSpec,
+  SEARCH_SPEC_DEFAULTS,
+  type SearchSpec,
+  searchSpecSchema,
+  strategiesOf,
+} from './search-spec.ts';
 export {
   type CheckpointStore,
   Interrupted,

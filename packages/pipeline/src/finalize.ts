@@ -13,10 +13,10 @@ import {
   writeModelAsync,
 } from '@evop/onnx';
 import {
+  compareLatency,
   type InferencePool,
-  type LatencyResult,
+  type LatencyComparison,
   type MaskEvaluation,
-  measureLatency,
   OnnxEvaluator,
   onnxruntimeVersion,
   scoreMultipleChoice,
@@ -90,7 +90,7 @@ export interface Finalized {
   consistency: number;
   table: ReportRow[];
   /** Null when the latency stage failed (see `failed`). */
-  latency: { dense: LatencyResult; pruned: LatencyResult } | null;
+  latency: LatencyComparison | null;
   /** Zero-shot and latency stages that failed: named here, completed by a resumed run. */
   failed: StageFailure[];
   /** The onnxruntime that measured these numbers (a worker's, in the service). */
@@ -256,14 +256,15 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
   const latency = await run(
     'latency',
     async () => {
-      stage('latency: prefill and decode, dense vs pruned');
-      const settings = { seqLen: Math.min(spec.seqLen, 128), decodeTokens: 32, warmup: 2, repeats: 5 };
-      const timed = async (modelPath: string, modelLayout: DecoderLayout) => {
-        const result = await measureLatency(pool, modelPath, modelLayout, settings);
-        await pool.unload(modelPath);
-        return result;
-      };
-      return { dense: await timed(model.path, layout), pruned: await timed(path, exportedLayout) };
+      stage('latency: prefill and decode, dense vs pruned in alternating rounds');
+      const result = await compareLatency(
+        pool,
+        { path: model.path, layout },
+        { path, layout: exportedLayout },
+        { seqLen: Math.min(spec.seqLen, 128), maxSeconds: pool.config.latencyMaxSeconds, signal },
+      );
+      await pool.unload(model.path, path);
+      return result;
     },
     true,
   );

@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { GenerationRecord, Target } from '@evop/core';
-import type { LatencyResult } from '@evop/runtime';
+import type { LatencyComparison } from '@evop/runtime';
 import type { StageFailure } from './finalize.ts';
+import { latencyLines } from './latency-text.ts';
 import type { SearchSpec } from './search-spec.ts';
 
 export interface TaskScore {
@@ -69,8 +70,11 @@ export interface PruneReport {
     consistency: number;
   };
   table: ReportRow[];
-  /** Null when the latency stage failed (named in `failed`). */
-  latency: { dense: LatencyResult; pruned: LatencyResult } | null;
+  /**
+   * Null when the latency stage failed (named in `failed`). A report.json of an earlier evop holds an
+   * `EarlierLatency` here instead, which the renderers also show.
+   */
+  latency: LatencyComparison | null;
   /** Stages that failed after the pruned model was written; `evop prune --resume` completes them. */
   failed: StageFailure[];
   versions: Record<string, string>;
@@ -141,19 +145,9 @@ export function prunedText(report: PruneReport): string {
   return report.result.pruned.map((id, i) => (modules[i] ? `${id} (${modules[i]})` : id)).join(', ');
 }
 
-/** One line on speed: tokens/s of dense and pruned, prefill / decode, with the speedup. */
+/** Speed, dense against pruned: a line per phase with median tokens/s, intervals and the verdict. */
 export function latencyText(report: PruneReport): string {
-  if (!report.latency) return 'latency: not measured (the stage failed; evop prune --resume measures it)';
-  const { dense, pruned } = report.latency;
-  const decode = (l: LatencyResult) => (l.decode ? String(Math.round(l.decode.median)) : 'n/a');
-  const speed = (l: LatencyResult) => `${Math.round(l.prefill.median)} / ${decode(l)}`;
-  const ratio = (p: number, d: number) => `×${(p / d).toFixed(2)}`;
-  const decodeRatio =
-    pruned.decode && dense.decode ? ratio(pruned.decode.median, dense.decode.median) : 'n/a: no KV cache';
-  return (
-    `tokens/s, prefill / decode (median, batch 1): dense ${speed(dense)}, pruned ${speed(pruned)} ` +
-    `(${ratio(pruned.prefill.median, dense.prefill.median)} / ${decodeRatio})`
-  );
+  return latencyLines(report.latency).join('\n');
 }
 
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -283,7 +277,7 @@ ${heatmapHtml(report, main.history)}
 <h2>Comparison on held-out windows</h2>
 <p>Held-out perplexity overall (what the methods are compared on) and per data set${datasets ? ` (${datasets})` : ''}; zero-shot accuracy ± standard error in %.</p>
 <table id="comparison">${table}</table>
-<p>${escapeHtml(latencyText(report))}.</p>
+<p id="latency">${latencyLines(report.latency).map(escapeHtml).join('<br>\n')}</p>
 ${failed ? `<h2>Stages that failed</h2><ul>${failed}</ul><p>Complete them with <code>evop prune --resume</code>.</p>` : ''}
 <script>${chartJs()}</script>
 <script>

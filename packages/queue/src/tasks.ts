@@ -83,7 +83,16 @@ export type ModelRef = Pick<FitnessTask, 'modelSha256' | 'layoutSha256'>;
 /** The finalize stage's numbers, and the pruned model's manifest artifact, uploaded to the API. */
 export type ExportResult = Omit<Finalized, 'path'> & { modelManifestSha256: string };
 
-const rate = z.object({ median: z.number() }).passthrough();
+const estimate = z.object({ median: z.number(), low: z.number(), high: z.number() });
+const phaseComparison = z
+  .object({
+    dense: estimate,
+    pruned: estimate,
+    ratio: estimate,
+    verdict: z.enum(['faster', 'slower', 'inconclusive']),
+    rounds: z.number().int().positive(),
+  })
+  .passthrough();
 const exportResultShape = z.object({
   modelManifestSha256: sha256,
   mask,
@@ -91,10 +100,8 @@ const exportResultShape = z.object({
   consistency: z.number(),
   table: z.array(z.object({ method: z.string(), mask, perplexity: z.number() }).passthrough()),
   latency: z
-    .object({
-      dense: z.object({ prefill: rate, decode: rate.nullable() }).passthrough(),
-      pruned: z.object({ prefill: rate, decode: rate.nullable() }).passthrough(),
-    })
+    .object({ prefill: phaseComparison, decode: phaseComparison.nullable() })
+    .passthrough()
     .nullable(),
   failed: z.array(z.object({ stage: z.string(), error: z.string() })),
   onnxruntime: z.string(),

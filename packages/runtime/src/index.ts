@@ -1,7 +1,26 @@
 export { cacheCarry, type DecoderBatch, decoderFeeds, hasCache } from './decoder-feeds.ts';
 export { InferencePool, type InferencePoolOptions } from './inference-pool.ts';
-export { type LatencyOptions, type LatencyResult, measureLatency, type Throughput } from './latency.ts';
+export {
+  compareLatency,
+  type LatencyComparison,
+  type LatencyOptions,
+  type LatencyProtocol,
+  type LatencyResult,
+  measureLatency,
+  type PhaseComparison,
+  type PhaseRounds,
+  type PhaseSpeed,
+  type TimedModel,
+} from './latency.ts';
 export { checkLayout, type LayoutCheck } from './layout-check.ts';
+export {
+  type Estimate,
+  isTight,
+  MIN_SAMPLES,
+  medianInterval,
+  type Verdict,
+  verdictOf,
+} from './median-interval.ts';
 export {
   type MaskEvaluation,
   type NllSum,

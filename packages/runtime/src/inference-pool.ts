@@ -1,6 +1,6 @@
 import { type RuntimeConfig, runtimeConfig, threadModule } from '@evop/config';
 import { Piscina } from 'piscina';
-import type { LoadResult, ThreadTask, TimedStep } from './inference-thread.ts';
+import type { LoadResult, ThreadTask, TimedRun } from './inference-thread.ts';
 import { ProviderUnavailableError, type SessionSettings } from './session-factory.ts';
 import type { WireFeeds, WireTensor } from './wire-tensor.ts';
 
@@ -126,15 +126,18 @@ export class InferencePool {
     this.waiting.shift()?.();
   }
 
-  /** Seconds of each of `repeats` rounds of `steps`, after `warmup` untimed rounds, on one thread. */
-  async time(modelPath: string, steps: TimedStep[], warmup: number, repeats: number): Promise<number[]> {
-    await this.load(modelPath);
+  /**
+   * Seconds of each of `repeats` rounds, after `warmup` untimed rounds, on one thread: per model, in `models`'
+   * order. Each round runs every model's steps in turn (the order reversed every other round), so that a change
+   * in the machine's load hits them alike; their sessions stay loaded side by side meanwhile.
+   */
+  async time(models: TimedRun[], warmup: number, repeats: number): Promise<number[][]> {
+    for (const m of models) await this.load(m.modelPath);
     const settings = await this.settings!;
     return this.piscina.run({
       op: 'time',
-      modelPath,
+      models,
       settings,
-      steps,
       warmup,
       repeats,
       released: this.releasedList,

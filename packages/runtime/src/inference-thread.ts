@@ -20,15 +20,14 @@ export type ThreadTask = {
   | { op: 'drop'; barrier: SharedArrayBuffer; threads: number }
   | { op: 'load'; modelPath: string; settings: SessionSettings }
   | { op: 'run'; modelPath: string; settings: SessionSettings; feeds: WireFeeds; fetches: string[] }
-  | {
-      op: 'time';
-      modelPath: string;
-      settings: SessionSettings;
-      steps: TimedStep[];
-      warmup: number;
-      repeats: number;
-    }
+  | { op: 'time'; models: TimedRun[]; settings: SessionSettings; warmup: number; repeats: number }
 );
+
+/** A model's steps, timed as one round (`InferencePool.time`). */
+export interface TimedRun {
+  modelPath: string;
+  steps: TimedStep[];
+}
 
 /** A sequence of runs timed as one: each step's feeds, with named outputs carried into later steps' inputs. */
 export interface TimedStep {
@@ -67,8 +66,12 @@ function dropSessions(released: readonly string[]): void {
   }
 }
 
-function session(modelPath: string, settings: SessionSettings) {
-  const key = `${modelPath}\0${JSON.stringify(settings)}`;
+const sessionKey = (modelPath: string, settings: SessionSettings) =>
+  `${modelPath}\0${JSON.stringify(settings)}`;
+
+/** The session of a model (made on first use), keeping `keep` sessions: more while models are timed in turn. */
+function session(modelPath: string, settings: SessionSettings, keep = MAX_SESSIONS) {
+  const key = sessionKey(modelPath, settings);
   let entry = sessions.get(key);
   if (entry) sessions.delete(key);
   else {
@@ -77,7 +80,7 @@ function session(modelPath: string, settings: SessionSettings) {
   }
   sessions.set(key, entry);
   for (const [oldKey, old] of sessions) {
-    if (sessions.size <= MAX_SESSIONS) break;
+    if (sessions.size <= keep) break;
     sessions.delete(oldKey);
     old.then(({ session: s }) => s.release()).catch(() => {});
   }
@@ -113,28 +116,48 @@ export default async function handle(task: ThreadTask): Promise<unknown> {
     };
     return result;
   }
-  const { session: s } = await session(task.modelPath, task.settings);
   if (task.op === 'run') {
+    const { session: s } = await session(task.modelPath, task.settings);
     const feeds = Object.fromEntries(Object.entries(task.feeds).map(([k, v]) => [k, toOrt(v)]));
     const out = await s.run(feeds, task.fetches);
     // Outputs are small (per-row sums, pooled states): copied back rather than transferred.
     return Object.fromEntries(task.fetches.map((name) => [name, fromOrt(out[name]!)]));
   }
-  // Timed: warm-up rounds, then `repeats` rounds of all steps; returns each round's seconds in timed steps.
-  const seconds: number[] = [];
+  // Timed: warm-up rounds, then `repeats` rounds; in each round every model runs all its steps, in turn, in the
+  // opposite order every other round. Returns each model's seconds in timed steps, per round.
+  const timed: ort.InferenceSession[] = [];
+  for (const m of task.models) {
+    const fresh = !sessions.has(sessionKey(m.modelPath, task.settings));
+    const { session: s } = await session(m.modelPath, task.settings, task.models.length);
+    // A session's first run allocates and picks kernels: never timed, even when no warm-up was asked for (this
+    // thread may not be the one that ran the previous rounds).
+    if (fresh && task.warmup === 0) await timeSteps(s, m.steps);
+    timed.push(s);
+  }
+  const seconds: number[][] = task.models.map(() => []);
   for (let round = 0; round < task.warmup + task.repeats; round++) {
-    let elapsed = 0n;
-    let previous: ort.InferenceSession.OnnxValueMapType | undefined;
-    for (const step of task.steps) {
-      const feeds: Record<string, ort.Tensor> = Object.fromEntries(
-        Object.entries(step.feeds).map(([k, v]) => [k, toOrt(v)]),
-      );
-      for (const [input, output] of Object.entries(step.carry ?? {})) feeds[input] = previous![output]!;
-      const start = process.hrtime.bigint();
-      previous = await s.run(feeds);
-      if (step.timed ?? true) elapsed += process.hrtime.bigint() - start;
+    const order = [...task.models.keys()];
+    if (round % 2) order.reverse();
+    for (const i of order) {
+      const elapsed = await timeSteps(timed[i]!, task.models[i]!.steps);
+      if (round >= task.warmup) seconds[i]!.push(elapsed);
     }
-    if (round >= task.warmup) seconds.push(Number(elapsed) / 1e9);
   }
   return seconds;
+}
+
+/** Seconds spent in the timed steps of one pass through `steps`. */
+async function timeSteps(s: ort.InferenceSession, steps: TimedStep[]): Promise<number> {
+  let elapsed = 0n;
+  let previous: ort.InferenceSession.OnnxValueMapType | undefined;
+  for (const step of steps) {
+    const feeds: Record<string, ort.Tensor> = Object.fromEntries(
+      Object.entries(step.feeds).map(([k, v]) => [k, toOrt(v)]),
+    );
+    for (const [input, output] of Object.entries(step.carry ?? {})) feeds[input] = previous![output]!;
+    const start = process.hrtime.bigint();
+    previous = await s.run(feeds);
+    if (step.timed ?? true) elapsed += process.hrtime.bigint() - start;
+  }
+  return Number(elapsed) / 1e9;
 }

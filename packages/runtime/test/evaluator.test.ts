@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { resolveDataFile } from '@evop/config';
-import { discoverLayers, pruneModel, readModel, writeModel } from '@evop/onnx';
+import { discoverLayers } from '@evop/onnx';
 import * as ort from 'onnxruntime-node';
-import { decoderFeeds, InferencePool, measureLatency, type OnnxEvaluator } from '../src/index.ts';
+import { decoderFeeds, type InferencePool, type OnnxEvaluator } from '../src/index.ts';
 import { toOrt } from '../src/wire-tensor.ts';
-import { cpuConfig, evaluatorFor, modelFile, stories, tempDir } from './helpers.ts';
+import { cpuConfig, evaluatorFor, modelFile, stories } from './helpers.ts';
 
 const pools: InferencePool[] = [];
 after(() => Promise.all(pools.map((p) => p.close())));
@@ -128,39 +126,4 @@ test('unit cosines and pooled states come back for every window and unit', async
   const cos = await evaluator.unitCosines(windows);
   assert.equal(cos.length, 5);
   for (const c of cos) assert.ok(c > -1 && c < 1);
-});
-
-test('prefill and decode speed are measured for dense and pruned models', async () => {
-  const model = modelFile('stories-deep16/stories-deep16.bin');
-  const layout = discoverLayers(model.proto);
-  const prunedPath = join(tempDir(), 'pruned.onnx');
-  const pruned = pruneModel(model.proto, layout, '1111011110111101', {
-    granularity: 'layer',
-    sourceSha256: model.sha256,
-  });
-  writeModel(pruned, prunedPath);
-  const pool = new InferencePool({ config: cpuConfig() });
-  pools.push(pool);
-  for (const [path, l] of [
-    [model.path, layout],
-    [prunedPath, discoverLayers(pruned)],
-  ] as const) {
-    const r = await measureLatency(pool, path, l, { seqLen: 32, decodeTokens: 8, warmup: 1, repeats: 3 });
-    assert.ok(r.prefill.median > 0 && Number.isFinite(r.prefill.median));
-    assert.ok(r.decode && r.decode.p90 > 0 && r.decode.p90 <= r.decode.median);
-    assert.deepEqual(r.protocol, { seqLen: 32, decodeTokens: 8, warmup: 1, repeats: 3, batch: 1 });
-  }
-});
-
-test('a model without a KV cache is timed in prefill only; an fp16 cache is fed and carried as fp16', async () => {
-  const pool = new InferencePool({ config: cpuConfig() });
-  pools.push(pool);
-  const settings = { seqLen: 16, decodeTokens: 4, warmup: 1, repeats: 2 };
-  const plain = readModel(resolveDataFile('hf-zoo/gpt2/model.ts.onnx'));
-  const noCache = await measureLatency(pool, plain.path, discoverLayers(plain.proto), settings);
-  assert.ok(noCache.prefill.median > 0);
-  assert.equal(noCache.decode, null);
-  const half = readModel(resolveDataFile('hf-zoo/llama/model.ts-past-fp16.onnx'));
-  const cached = await measureLatency(pool, half.path, discoverLayers(half.proto), settings);
-  assert.ok(cached.decode && cached.decode.median > 0);
 });

@@ -54,6 +54,7 @@ test('invalid runtime settings name the variable', () => {
       graphOptimization: 'all',
       maxBatchTokens: 512,
       prepack: false,
+      latencyMaxSeconds: 20,
     },
   );
   assert.throws(() => runtimeConfig({ EVOP_PREPACK: 'yes' }), /EVOP_PREPACK="yes" is invalid/);
