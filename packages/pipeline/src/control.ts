@@ -13,6 +13,15 @@ export {
 } from './calibration.ts';
 export { CalibrationThreads } from './calibration-threads.ts';
 export type { EvalSet, Finalized, StageFailure } from './finalize.ts';
+export {
+  type EarlierLatency,
+  isEarlierLatency,
+  latencyLines,
+  modelLatencyLines,
+  type ReportLatency,
+  speedupCells,
+  speedupText,
+} from './latency-text.ts';
 export { PipelineError } from './pipeline-error.ts';
 export { poolSize, poolWindows } from './pool-windows.ts';
 export {
