@@ -6,12 +6,15 @@
  * calibration pool contains. Ablations on a mixed TinyStories + WikiText-2 pool, where the seed drives the
  * calibration sample too (as `evop prune --seed` does): CCDS vs random calibration, and the mean vs the
  * cluster-balanced (and worst-cluster) objective.
- * `npm run bench:quality [-- FILTER]`; results in bench/results/quality.json, or with FILTER (run only the parts
- * whose label contains it) in bench/results/quality-FILTER.json.
+ * `npm run bench:quality [-- FILTER] [--strategies evop,…] [--seeds 0,1,2]`; results in bench/results/quality.json,
+ * or with FILTER (run only the parts whose label contains it) in bench/results/quality-FILTER.json. `--strategies`
+ * runs only those of a setting's strategies (a peer's result does not change with evop's code: compare with a
+ * full run's), `--seeds` other search seeds.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { resolveDataFile, runtimeConfig } from '@evop/config';
 import { createStrategy, MemoryFitnessCache, type Objective, runSearch, type StrategyName } from '@evop/core';
 import { readCorpus, type Tokenizer, type TokenWindows, windowsFromDocuments } from '@evop/data';
@@ -53,7 +56,12 @@ const ABLATIONS: { name: string; sampling: SearchSpec['sampling']; objective: Ob
   { name: 'CCDS, cluster-balanced', sampling: 'ccds', objective: 'cluster-balanced' },
   { name: 'CCDS, worst-cluster', sampling: 'ccds', objective: 'worst-cluster' },
 ];
-const SEEDS = [0, 1, 2];
+const args = parseArgs({
+  allowPositionals: true,
+  options: { strategies: { type: 'string' }, seeds: { type: 'string', default: '0,1,2' } },
+});
+const SEEDS = args.values.seeds.split(',').map(Number);
+const only = args.values.strategies?.split(',');
 /** Search windows and budget: the whole benchmark takes about 65 min on two cores. */
 const PROTOCOL = {
   calibration: 32,
@@ -64,7 +72,7 @@ const PROTOCOL = {
   maxMasks: 5000,
 };
 
-const filter = process.argv[2] ?? '';
+const filter = args.positionals[0] ?? '';
 const label = (s: Setting) => {
   const units = s.model === 'stories260K' ? 5 : 16;
   const budget = s.budget ? `, budget ${s.budget}` : '';
@@ -277,6 +285,7 @@ try {
     };
     const { space } = planSearch((await loadModel(setting)).layout, specOf(base));
     if (space.maskCount <= PROTOCOL.maxMasks) base.strategies.push('exhaustive');
+    if (only) base.strategies = base.strategies.filter((s) => only.includes(s));
     const rows: TrialRow[] = [];
     for (const seed of SEEDS) {
       const trial = { ...base, seed };
@@ -285,7 +294,7 @@ try {
     }
     quality.push(...rows);
     const summary = bySeedMean(rows, (r) => r.strategy);
-    const evop = summary.find((s) => s.name === 'evop')!;
+    const evop = summary.find((s) => s.name === 'evop') ?? summary[0]!;
     const baselines = summary.filter(
       (s) => s.name !== 'evop' && s.name !== 'dense' && s.name !== 'exhaustive',
     );
@@ -369,7 +378,7 @@ try {
   process.stdout.write(`\ntotal ${seconds.toFixed(0)} s\n`);
   const result = { machine: machine(), runtime: pool.config, protocol: PROTOCOL, seeds: SEEDS, seconds };
   process.stdout.write(
-    `saved ${saveResult(filter ? `quality-${filter.replace(/\W+/g, '-')}` : 'quality', { ...result, summaries, ablations, quality, ablation })}\n`,
+    `saved ${saveResult(filter || only ? `quality-${[filter, ...(only ?? [])].join(' ').trim().replace(/\W+/g, '-')}` : 'quality', { ...result, summaries, ablations, quality, ablation })}\n`,
   );
 } finally {
   await pool.close();

@@ -33,6 +33,21 @@ export function modelName(path: string): string {
 /** Tokenizer files looked for beside a model when none is given. */
 export const TOKENIZER_NAMES = ['tokenizer.json', 'tokenizer.bin', 'tok512.bin'];
 
+/** A model file: an ONNX export, or a llama2.c checkpoint (`.bin`) converted to ONNX into `workDir`. */
+export function loadModelFile(
+  modelPath: string,
+  workDir: string,
+): { model: LoadedModel; layout: DecoderLayout } {
+  let onnxPath = modelPath;
+  if (modelPath.endsWith('.bin')) {
+    mkdirSync(workDir, { recursive: true });
+    onnxPath = join(workDir, 'source.onnx');
+    if (!existsSync(onnxPath)) writeModel(llama2cToOnnx(readLlama2cCheckpoint(modelPath)), onnxPath);
+  }
+  const model = readModel(onnxPath);
+  return { model, layout: discoverLayers(model.proto) };
+}
+
 /**
  * The model to prune: an ONNX export, or a llama2.c checkpoint (`.bin`) converted to ONNX into `workDir`.
  * The tokenizer is `--tokenizer`, else a tokenizer file beside the model; it must fit the model's vocabulary.
@@ -48,14 +63,7 @@ export function loadModelSource(
   if (!tokenizerFile)
     throw new CliError(`--tokenizer: none given and no ${TOKENIZER_NAMES.join(' / ')} beside '${modelPath}'`);
   if (!existsSync(tokenizerFile)) throw new CliError(`--tokenizer: no such file '${tokenizerFile}'`);
-  let onnxPath = modelPath;
-  if (modelPath.endsWith('.bin')) {
-    mkdirSync(workDir, { recursive: true });
-    onnxPath = join(workDir, 'source.onnx');
-    if (!existsSync(onnxPath)) writeModel(llama2cToOnnx(readLlama2cCheckpoint(modelPath)), onnxPath);
-  }
-  const model = readModel(onnxPath);
-  const layout = discoverLayers(model.proto);
+  const { model, layout } = loadModelFile(modelPath, workDir);
   const tokenizer = loadTokenizer(tokenizerFile);
   checkVocabulary(layout, tokenizer);
   return { model, layout, tokenizer, tokenizerPath: tokenizerFile };

@@ -69,10 +69,20 @@ test('apply takes bits too, and refuses a mask that does not fit the model, sayi
   assert.match(bits.stdout, /removed layer2:/);
 
   const llama = tempDir();
-  assert.equal(
-    (await evop(['apply', zoo('llama/model.ts.onnx'), '--mask', '011111', '--out', llama])).code,
-    0,
-  );
+  const json = await evop([
+    'apply',
+    zoo('llama/model.ts.onnx'),
+    '--mask',
+    '011111',
+    '--out',
+    llama,
+    '--json',
+  ]);
+  assert.equal(json.code, 0, json.stderr);
+  const summary = JSON.parse(json.stdout);
+  assert.deepEqual(summary.pruned, ['layer0']);
+  assert.ok(summary.params.after < summary.params.before);
+  assert.equal(summary.files[0], join(llama, 'model.onnx'));
   const cases: [string[], RegExp][] = [
     [
       ['apply', zoo('qwen2/model.ts.onnx'), '--mask', join(llama, 'mask.json')],

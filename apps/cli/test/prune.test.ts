@@ -153,7 +153,7 @@ test('bad arguments exit with code 2 and one clear line', async () => {
     ],
     [
       [...smallPrune(join(out, 'b')), '--strategy', 'annealing'],
-      /--strategy: 'annealing' is not one of evop, evopress/,
+      /option '--strategy <name>' argument 'annealing' is invalid\. Allowed choices are evop, evopress/,
     ],
     [
       smallPrune(join(out, 'c')).map((a) => (a === '2' ? '10' : a)),
@@ -187,8 +187,21 @@ test('bad arguments exit with code 2 and one clear line', async () => {
       ],
       /--seq-len: 257 tokens, but the model's context is 256 positions/,
     ],
-    [['prune', '--model', data.model, '--bogus'], /Unknown option '--bogus'/],
+    [['prune', '--model', data.model, '--bogus'], /unknown option '--bogus'/],
+    [['prune', '--model', data.model, '--sed', '1'], /unknown option '--sed' \(did you mean --seed\?\)/],
+    [
+      [...smallPrune(join(out, 'j')), '--seed', '1.5'],
+      /option '--seed <n>' argument '1\.5' is invalid\. expected an integer/,
+    ],
     [['launch'], /unknown command 'launch'/],
+    [
+      [...smallPrune(join(out, 'k')).map((a) => (a === 'sublayer' ? 'layer' : a)), '--balance', 'attn-mlp'],
+      /--balance: attn-mlp balances attention and MLP blocks: use granularity sublayer/,
+    ],
+    [
+      [...smallPrune(join(out, 'l')).map((a) => (a === '2' ? '3' : a)), '--balance', 'attn-mlp'],
+      /--balance: 3 units to prune cannot be split equally between attn and mlp/,
+    ],
   ];
   for (const [args, message] of cases) {
     const r = await evop(args);
@@ -276,4 +289,24 @@ test('evop prune gives held-out perplexity per data set, names the model and the
     readReport(old).protocol.datasets.map((d) => [d.name, d.domain, d.windows]),
     [['tinystories_val.txt', 'in', 8]],
   );
+});
+
+test('--balance attn-mlp: every method removes as many attention as MLP blocks', async () => {
+  const out = tempDir();
+  const run = await evop(smallPrune(out, ['--balance', 'attn-mlp', '--baselines', '--quiet', '--json']));
+  assert.equal(run.code, 0, run.stderr);
+  const { table } = JSON.parse(run.stdout) as { table: { method: string; mask: string }[] };
+  assert.deepEqual(
+    table.map((r) => r.method),
+    ['dense', 'evop', 'shortgpt', 'blockpruner', 'evopress', 'random'],
+  );
+  const { model } = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as {
+    model: { units: { id: string }[] };
+  };
+  for (const { method, mask } of table.slice(1)) {
+    const pruned = [...mask].flatMap((bit, i) =>
+      bit === '0' ? [model.units[i]!.id.replace(/\d+$/, '')] : [],
+    );
+    assert.deepEqual(pruned.sort(), ['attn', 'mlp'], `${method}: ${mask}`);
+  }
 });

@@ -15,9 +15,10 @@ import {
   writeModel,
 } from '@evop/onnx';
 import { checkLayout, InferencePool } from '@evop/runtime';
+import { Command, Option } from 'commander';
 import { writeJson } from '../atomic-json.ts';
 import { CliError } from '../cli-error.ts';
-import type { RawOptions } from '../prune-spec.ts';
+import { type RawOptions, run } from '../command.ts';
 
 /** The mask as given: a mask.json (from `evop prune` or `evop apply`), or bits whose count says the granularity. */
 function readMask(
@@ -55,7 +56,7 @@ function readMask(
  * mask searched on one export (fp32, no cache) applied to another export of the same model (fp16, KV cache).
  * Refuses when the units or the recorded source model do not match.
  */
-export async function apply(positionals: string[], options: RawOptions): Promise<number> {
+async function apply(positionals: string[], options: RawOptions): Promise<number> {
   const path = positionals[0];
   if (!path) throw new CliError('apply: give the ONNX model to prune');
   if (!existsSync(path)) throw new CliError(`apply: no such file '${path}'`);
@@ -84,9 +85,36 @@ export async function apply(positionals: string[], options: RawOptions): Promise
   writeJson(join(out, 'mask.json'), applied);
   const units = unitsOf(layout, file.granularity);
   const removed = units.filter((_, i) => file.mask[i] === '0').reduce((n, u) => n + u.params, 0);
-  process.stdout.write(
-    `removed ${applied.pruned.join(', ') || 'nothing'}: ${layout.totalParams.toLocaleString('en')} → ` +
-      `${(layout.totalParams - removed).toLocaleString('en')} parameters\npruned model: ${written.join(', ')}\n`,
-  );
+  if (options.json) {
+    const summary = {
+      pruned: applied.pruned,
+      params: { before: layout.totalParams, after: layout.totalParams - removed },
+    };
+    process.stdout.write(`${JSON.stringify({ ...summary, files: written }, null, 2)}\n`);
+  } else
+    process.stdout.write(
+      `removed ${applied.pruned.join(', ') || 'nothing'}: ${layout.totalParams.toLocaleString('en')} → ` +
+        `${(layout.totalParams - removed).toLocaleString('en')} parameters\npruned model: ${written.join(', ')}\n`,
+    );
   return 0;
+}
+
+export function applyCommand(): Command {
+  return new Command('apply')
+    .summary("remove a mask's units from a model (another export of it, say)")
+    .description(
+      'Removes the units a mask names from a model: typically the mask `evop prune` found on one export (fp32, no ' +
+        'cache) applied to another export of the same model (fp16, KV cache). Refuses a mask found on another model.',
+    )
+    .argument('<model>', 'the ONNX model to prune')
+    .option('--mask <bits|file>', 'required: the mask, as bits (1 keeps a unit, 0 removes it) or a mask.json')
+    .addOption(
+      new Option('--granularity <unit>', 'what the bits stand for (default: told by their count)').choices([
+        'layer',
+        'sublayer',
+      ]),
+    )
+    .option('--out <dir>', 'folder the pruned model and its mask.json are written to', 'evop-applied')
+    .option('--json', 'print what was removed and the files written as JSON')
+    .action(run(async (args, options) => apply(args, options)));
 }

@@ -1,9 +1,11 @@
 import { existsSync } from 'node:fs';
 import { discoverLayers, llama2cToOnnx, readLlama2cCheckpoint, readModel, unitsOf } from '@evop/onnx';
+import { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
+import { run } from '../command.ts';
 
 /** `evop inspect <model>`: discovered layers, units with their parameters, KV-cache inputs. */
-export async function inspect(positionals: string[], options: { json?: boolean }): Promise<number> {
+async function inspect(positionals: string[], options: { json?: boolean }): Promise<number> {
   const path = positionals[0];
   if (!path) throw new CliError('inspect: give a model file (ONNX or llama2.c .bin)');
   if (!existsSync(path)) throw new CliError(`inspect: no such file '${path}'`);
@@ -28,4 +30,16 @@ export async function inspect(positionals: string[], options: { json?: boolean }
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
+}
+
+export function inspectCommand(): Command {
+  return new Command('inspect')
+    .summary("list a model's decoder layers, prunable units, their modules and KV-cache inputs")
+    .description(
+      'Shows what evop found in a model: its decoder layers, the units it can remove (attention and MLP blocks) with ' +
+        'their parameter counts and source module names, and the KV-cache inputs each one reads.',
+    )
+    .argument('<model>', 'an ONNX export or a llama2.c checkpoint (.bin)')
+    .option('--json', 'print the discovered layout as JSON')
+    .action(run(async (args, options) => inspect(args, options)));
 }
