@@ -16,7 +16,6 @@ export { checkLayout, type LayoutCheck } from './layout-check.ts';
 export {
   type Estimate,
   isTight,
-  MIN_SAMPLES,
   medianInterval,
   type Verdict,
   verdictOf,

@@ -8,9 +8,6 @@ export interface Estimate {
 /** How a pruned model's speed compares with the dense one's: decided only when the ratio's interval excludes 1. */
 export type Verdict = 'faster' | 'slower' | 'inconclusive';
 
-/** The fewest samples for which a 95 % interval of a median exists (its two ends are the minimum and maximum). */
-export const MIN_SAMPLES = 6;
-
 /**
  * How many order statistics to drop from each end of n sorted samples for an interval of their median at
  * `confidence`: the largest k with 2·P(B < k) ≤ 1 − confidence, B ~ Binomial(n, ½) (each sample falls below the
