@@ -87,6 +87,10 @@ test('a new tenant sees empty lists; a refused key is said so', async () => {
   ]);
 });
 
+/** A speedup as the dashboard and the reports word it. */
+const SPEEDUP =
+  /^(×\d+\.\d+ \[\d+\.\d+, \d+\.\d+\], (faster|slower)|inconclusive: ratio \[\d+\.\d+, \d+\.\d+\] spans 1)$/;
+
 test('submit a job, watch its stage and chart while it runs, then see the final table', async () => {
   await signIn(api.key);
   await page.selectOption('select[name=datasetId]', { label: 'tinystories' });
@@ -144,6 +148,12 @@ test('submit a job, watch its stage and chart while it runs, then see the final 
   assert.equal(pruned.length, 2);
   for (const [unit, module] of pruned)
     assert.match(`${unit} ${module}`, /^(attn|mlp)(\d) model\.layers\.\2\.(self_attn|mlp)$/);
+  // The pruned model's speedup, prefill / decode: a ratio with its 95 % interval and a verdict, or no ratio claimed.
+  const speedup = await page.$$eval(
+    '#result tr',
+    (rows) => rows[2]!.querySelector('td:nth-last-child(2)')!.textContent,
+  );
+  for (const phase of speedup!.split(' / ')) assert.match(phase, SPEEDUP);
   // The finished page fetches the stored generations after it shows the result: wait for the heatmap.
   await page.waitForSelector('#heat tr th:text("attn0")');
   const unitRows = await page.$$eval(
@@ -204,6 +214,15 @@ test('report.html of an evop prune run: the model by its name, the heatmap legen
   assert.match((await page.textContent('.legend'))!, /fraction of the population that prunes the unit/);
   assert.equal(await page.$$eval('#heatmap td[title]', (cells) => cells.length > 0), true);
   assert.equal(await page.$$eval('#pruned tr', (trs) => trs.length), 3);
+  const latency = (await page.textContent('#latency'))!;
+  assert.match(latency, /median \[95 % interval\]/);
+  for (const phase of ['prefill (64 tokens)', 'decode (32 tokens)'])
+    assert.match(
+      latency,
+      new RegExp(
+        `${phase.replace(/[()]/g, '\\$&')}: dense .*; (${SPEEDUP.source.slice(1, -1)}) \\(\\d+ rounds`,
+      ),
+    );
   await page.screenshot({ path: join(shots, 'report.png'), fullPage: true });
 });
 
