@@ -13,6 +13,8 @@ const schema = z.object({
   EVOP_MAX_BATCH_TOKENS: positiveInt.default(4096),
   EVOP_PREPACK: z.enum(['0', '1']).default('0'),
   EVOP_LATENCY_MAX_SECONDS: z.coerce.number().positive().default(20),
+  EVOP_EVALUATOR: z.enum(['gated', 'trie']).default('gated'),
+  EVOP_TRIE_CACHE_MB: positiveInt.default(512),
 });
 
 /** How inference runs; documented in .env.example. */
@@ -37,6 +39,13 @@ export interface RuntimeConfig {
    * within ±2 % (`measureLatency`, `compareLatency`).
    */
   latencyMaxSeconds: number;
+  /**
+   * How the search scores a batch of masks: `gated`, each mask's rows through the search graph; `trie`, along the
+   * trie of the masks, computing a prefix of kept and pruned units once for every mask that shares it (same numbers).
+   */
+  evaluator: 'gated' | 'trie';
+  /** Bytes of hidden states the trie evaluator keeps for the trie's branch points at once. */
+  trieCacheBytes: number;
 }
 
 /** Float32 logits one run may hold: 2048 tokens of a 32,000-token vocabulary, 512 of 128,000. */
@@ -67,5 +76,7 @@ export function runtimeConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConf
     maxBatchTokens: v.EVOP_MAX_BATCH_TOKENS,
     prepack: v.EVOP_PREPACK === '1',
     latencyMaxSeconds: v.EVOP_LATENCY_MAX_SECONDS,
+    evaluator: v.EVOP_EVALUATOR,
+    trieCacheBytes: v.EVOP_TRIE_CACHE_MB * 2 ** 20,
   };
 }

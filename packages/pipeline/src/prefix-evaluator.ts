@@ -8,6 +8,7 @@ export const prefixLength = (fidelity: number, n: number) => Math.max(1, Math.ce
 /**
  * The search's Evaluator on an onnxruntime evaluator: fidelity f measures the first ⌈f·n⌉ windows, which
  * `splitWindows` orders round-robin over the CCDS clusters. The local run and a service worker both use it.
+ * Masks are scored by `OnnxEvaluator.forSearch()`: the gated graph, or the trie evaluator (`EVOP_EVALUATOR`).
  */
 export class PrefixEvaluator implements Evaluator {
   constructor(
@@ -25,7 +26,7 @@ export class PrefixEvaluator implements Evaluator {
       [...new Set(candidates.map((c) => c.fidelity))].map(async (fidelity) => {
         const take = Array.from({ length: prefixLength(fidelity, windows.count) }, (_, i) => i);
         const indices = candidates.flatMap((c, i) => (c.fidelity === fidelity ? [i] : []));
-        const out = await this.onnx.evaluate(
+        const out = await (await this.onnx.forSearch()).evaluate(
           indices.map((i) => candidates[i]!.mask),
           windows.select(take),
           {

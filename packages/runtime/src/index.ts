@@ -13,6 +13,7 @@ export {
   type TimedModel,
 } from './latency.ts';
 export { checkLayout, type LayoutCheck } from './layout-check.ts';
+export type { MaskScorer } from './mask-sums.ts';
 export {
   type Estimate,
   isTight,
@@ -28,5 +29,6 @@ export {
   type ScoredSequence,
 } from './onnx-evaluator.ts';
 export { onnxruntimeVersion, type Provider, ProviderUnavailableError } from './session-factory.ts';
+export { TrieEvaluator } from './trie-evaluator.ts';
 export { UnsupportedInputError, type WireFeeds, type WireTensor } from './wire-tensor.ts';
 export { scoreMultipleChoice, type ZeroShotItemResult, type ZeroShotResult } from './zero-shot.ts';

@@ -1,6 +1,6 @@
 import { type RuntimeConfig, runtimeConfig, threadModule } from '@evop/config';
 import { Piscina } from 'piscina';
-import type { LoadResult, ThreadTask, TimedRun } from './inference-thread.ts';
+import type { LoadResult, SessionTuning, ThreadTask, TimedRun } from './inference-thread.ts';
 import { ProviderUnavailableError, type SessionSettings } from './session-factory.ts';
 import type { WireFeeds, WireTensor } from './wire-tensor.ts';
 
@@ -58,6 +58,7 @@ export class InferencePool {
             modelPath,
             settings,
             released: this.releasedList,
+            ...this.tuningOf(modelPath),
           } satisfies ThreadTask),
         )
         .then((result: LoadResult) => {
@@ -84,7 +85,15 @@ export class InferencePool {
     await this.load(modelPath);
     const settings = await this.settings!;
     await this.acquire(signal);
-    const task: ThreadTask = { op: 'run', modelPath, settings, feeds, fetches, released: this.releasedList };
+    const task: ThreadTask = {
+      op: 'run',
+      modelPath,
+      settings,
+      feeds,
+      fetches,
+      released: this.releasedList,
+      ...this.tuningOf(modelPath),
+    };
     const transferList = [...new Set(Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer))];
     const running: Promise<Record<string, WireTensor>> = this.piscina.run(task, { transferList });
     this.inFlight.add(running);
@@ -94,6 +103,18 @@ export class InferencePool {
       this.inFlight.delete(running);
       this.release();
     }
+  }
+
+  /** Models whose sessions take turns on a thread, run after run (a trie's segments): see `SessionTuning`. */
+  tune(modelPaths: readonly string[], tuning: SessionTuning): void {
+    for (const path of modelPaths) this.tunings.set(path, tuning);
+  }
+
+  private readonly tunings = new Map<string, SessionTuning>();
+
+  private tuningOf(modelPath: string): { tuning?: SessionTuning } {
+    const tuning = this.tunings.get(modelPath);
+    return tuning ? { tuning } : {};
   }
 
   private readonly inFlight = new Set<Promise<unknown>>();

@@ -18,10 +18,27 @@ export type ThreadTask = {
   released: string[];
 } /** Every thread takes one: each waits on `barrier` until all have started, so no thread takes two. */ & (
   | { op: 'drop'; barrier: SharedArrayBuffer; threads: number }
-  | { op: 'load'; modelPath: string; settings: SessionSettings }
-  | { op: 'run'; modelPath: string; settings: SessionSettings; feeds: WireFeeds; fetches: string[] }
+  | { op: 'load'; modelPath: string; settings: SessionSettings; tuning?: SessionTuning }
+  | {
+      op: 'run';
+      modelPath: string;
+      settings: SessionSettings;
+      feeds: WireFeeds;
+      fetches: string[];
+      tuning?: SessionTuning;
+    }
   | { op: 'time'; models: TimedRun[]; settings: SessionSettings; warmup: number; repeats: number }
 );
+
+/**
+ * For models that take turns on a thread, run after run (a trie's segments): how many sessions the thread keeps
+ * (instead of `MAX_SESSIONS`), and whether onnxruntime's threads spin after a run. Spinning threads of the session
+ * that just ran take the cores from the next one: a chain of 18 segment runs took 2.4 s spinning, 0.8 s not.
+ */
+export interface SessionTuning {
+  keep: number;
+  spinning: boolean;
+}
 
 /** A model's steps, timed as one round (`InferencePool.time`). */
 export interface TimedRun {
@@ -87,6 +104,11 @@ function session(modelPath: string, settings: SessionSettings, keep = MAX_SESSIO
   return entry;
 }
 
+function tunedSession(task: { modelPath: string; settings: SessionSettings; tuning?: SessionTuning }) {
+  if (!task.tuning) return session(task.modelPath, task.settings);
+  return session(task.modelPath, { ...task.settings, spinning: task.tuning.spinning }, task.tuning.keep);
+}
+
 export default async function handle(task: ThreadTask): Promise<unknown> {
   dropSessions(task.released);
   if (task.op === 'drop') {
@@ -102,7 +124,7 @@ export default async function handle(task: ThreadTask): Promise<unknown> {
   }
   if (task.op === 'load') {
     // Errors lose their class crossing threads; a provider failure comes back as data for the pool to rethrow.
-    const loaded = await session(task.modelPath, task.settings).catch((err: unknown) => {
+    const loaded = await tunedSession(task).catch((err: unknown) => {
       if (err instanceof ProviderUnavailableError) return { unavailable: err.message };
       throw err;
     });
@@ -117,7 +139,7 @@ export default async function handle(task: ThreadTask): Promise<unknown> {
     return result;
   }
   if (task.op === 'run') {
-    const { session: s } = await session(task.modelPath, task.settings);
+    const { session: s } = await tunedSession(task);
     const feeds = Object.fromEntries(Object.entries(task.feeds).map(([k, v]) => [k, toOrt(v)]));
     const out = await s.run(feeds, task.fetches);
     // Outputs are small (per-row sums, pooled states): copied back rather than transferred.

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { tokensPerRun } from '@evop/config';
 import type { TokenWindows } from '@evop/data';
 import {
+  DataType,
   type DecoderLayout,
   derivableIn,
   GATE_INPUT,
@@ -19,6 +20,8 @@ import { decoderFeeds } from './decoder-feeds.ts';
 import { assertFinite } from './finite-outputs.ts';
 import type { InferencePool } from './inference-pool.ts';
 import { checkLayout } from './layout-check.ts';
+import { checkMasks, type MaskScorer, maskNote, rowName, sumRows } from './mask-sums.ts';
+import { TrieEvaluator } from './trie-evaluator.ts';
 import { float32, int64 } from './wire-tensor.ts';
 
 /** Summed NLL and predicted-token count; perplexity is exp(nllSum / count). */
@@ -80,8 +83,9 @@ export class OnnxEvaluator {
   }
 
   /** Frees the memory of this evaluator's sessions; evaluating again loads them again. */
-  unload(): Promise<void> {
-    return this.options.pool.unload(this.searchPath, this.analysisPath);
+  async unload(): Promise<void> {
+    await this.options.pool.unload(this.searchPath, this.analysisPath);
+    if (this.trie) await (await this.trie).unload();
   }
 
   get layout(): DecoderLayout {
@@ -98,29 +102,28 @@ export class OnnxEvaluator {
     windows: TokenWindows,
     options: { clusterOf?: ArrayLike<number>; signal?: AbortSignal } = {},
   ): Promise<MaskEvaluation[]> {
-    for (const mask of masks)
-      if (mask.length !== this.units || /[^01]/.test(mask))
-        throw new RangeError(`mask '${mask}' is not ${this.units} bits of 0/1`);
+    checkMasks(masks, this.units);
     const rows = masks.flatMap((_, m) => Array.from({ length: windows.count }, (_, w) => ({ m, w })));
     const perRow = await this.runRows(rows, windows, masks, options.signal);
-    const clusterCount = options.clusterOf ? Math.max(...Array.from(options.clusterOf)) + 1 : 0;
-    return masks.map((mask, m) => {
-      const result: MaskEvaluation = { mask, nllSum: 0, count: 0 };
-      if (clusterCount > 0)
-        result.clusters = Array.from({ length: clusterCount }, () => ({ nllSum: 0, count: 0 }));
-      for (let w = 0; w < windows.count; w++) {
-        const { nll, count } = perRow[m * windows.count + w]!;
-        result.nllSum += nll;
-        result.count += count;
-        if (result.clusters) {
-          const c = result.clusters[options.clusterOf![w]!]!;
-          c.nllSum += nll;
-          c.count += count;
-        }
-      }
-      return result;
-    });
+    return sumRows(masks, windows.count, perRow, options.clusterOf);
   }
+
+  /**
+   * What the search scores masks with: this evaluator, or with `EVOP_EVALUATOR=trie` a TrieEvaluator on the same
+   * model, pool and granularity (made on first use), which gives the same numbers.
+   */
+  forSearch(): Promise<MaskScorer> {
+    // A float16 stream is computed in float32 between onnxruntime's CPU kernels (its casts between them are
+    // dropped), but rounded to float16 where a trie segment hands it on: not the same numbers, so not the trie.
+    const { pool, layout } = this.options;
+    if (pool.config.evaluator !== 'trie' || layout.streamType !== DataType.FLOAT) return Promise.resolve(this);
+    this.trie ??= TrieEvaluator.create(this.options);
+    this.trie.catch(() => {
+      this.trie = undefined;
+    });
+    return this.trie;
+  }
+  private trie: Promise<TrieEvaluator> | undefined;
 
   /** Perplexity of one mask (default: the dense model) on `windows`. */
   async perplexity(windows: TokenWindows, mask = this.allKept): Promise<number> {
@@ -188,7 +191,7 @@ export class OnnxEvaluator {
           lengths,
           signal,
         );
-        assertFinite(out.nll, 'logits', (r) => `sequence ${batch[r]!}${this.maskNote(mask)}`);
+        assertFinite(out.nll, 'logits', (r) => `sequence ${batch[r]!}${maskNote(mask)}`);
         batch.forEach((i, r) => {
           result[i] = -out.nll[r]!;
         });
@@ -237,7 +240,7 @@ export class OnnxEvaluator {
           undefined,
           signal,
         ).then((out) => {
-          assertFinite(out.nll, 'logits', (r) => this.rowName(chunk[r]!.w, masks[chunk[r]!.m]!));
+          assertFinite(out.nll, 'logits', (r) => rowName(chunk[r]!.w, masks[chunk[r]!.m]!));
           chunk.forEach((_, r) => {
             results[start + r] = { nll: out.nll[r]!, count: out.count[r]! };
           });
@@ -246,15 +249,6 @@ export class OnnxEvaluator {
     }
     await Promise.all(runs);
     return results;
-  }
-
-  /** A row in an error message: its window, and its mask unless every unit is kept. */
-  private rowName(window: number, mask: string): string {
-    return `window ${window}${this.maskNote(mask)}`;
-  }
-
-  private maskNote(mask: string): string {
-    return mask === this.allKept ? '' : ` (mask ${mask})`;
   }
 
   private async runBatch(
@@ -305,9 +299,7 @@ export class OnnxEvaluator {
       runs.push(
         this.options.pool.run(this.analysisPath, feeds, [output], signal).then((out) => {
           const values = out[output]!.data as Float32Array;
-          assertFinite(values, 'hidden states', (i) =>
-            this.rowName(start + Math.floor(i / width), this.allKept),
-          );
+          assertFinite(values, 'hidden states', (i) => rowName(start + Math.floor(i / width), this.allKept));
           into.set(values, start * width);
         }),
       );

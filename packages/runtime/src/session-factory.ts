@@ -13,7 +13,10 @@ export class ProviderUnavailableError extends UserError {
 export type SessionSettings = Pick<
   RuntimeConfig,
   'provider' | 'deviceId' | 'intraOpThreads' | 'graphOptimization' | 'prepack'
->;
+> & {
+  /** false: onnxruntime's intra-op threads block as soon as a run ends instead of spinning (`SessionTuning`). */
+  spinning?: boolean;
+};
 
 function options(settings: SessionSettings, provider: Provider): ort.InferenceSession.SessionOptions {
   return {
@@ -23,7 +26,12 @@ function options(settings: SessionSettings, provider: Provider): ort.InferenceSe
     graphOptimizationLevel: settings.graphOptimization,
     logSeverityLevel: 3,
     // Without prepacking, sessions read the weights onnxruntime maps from the external-data file: one copy.
-    extra: { session: { disable_prepacking: settings.prepack ? '0' : '1' } },
+    extra: {
+      session: {
+        disable_prepacking: settings.prepack ? '0' : '1',
+        ...(settings.spinning === false ? { 'intra_op.allow_spinning': '0' } : {}),
+      },
+    },
   };
 }
 

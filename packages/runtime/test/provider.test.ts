@@ -55,6 +55,8 @@ test('invalid runtime settings name the variable', () => {
       maxBatchTokens: 512,
       prepack: false,
       latencyMaxSeconds: 20,
+      evaluator: 'gated',
+      trieCacheBytes: 512 * 2 ** 20,
     },
   );
   assert.throws(() => runtimeConfig({ EVOP_PREPACK: 'yes' }), /EVOP_PREPACK="yes" is invalid/);
