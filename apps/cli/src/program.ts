@@ -16,7 +16,8 @@ export const EXIT_CODES = `Exit codes:
   2    bad input: the message names the flag, file or field
   3    evop prune finished and wrote its model, mask and report, but a later stage failed
        (named on stderr; evop prune --resume completes it)
-  130  stopped (Ctrl-C); evop prune --resume continues`;
+  130  stopped (Ctrl-C); evop prune --resume continues. evop remote watch: the job was cancelled
+       (and 1: the job failed)`;
 
 /**
  * The `evop` command line: each command defined once, in its own file, with its flags' meanings, types and

@@ -26,7 +26,8 @@ export class WatchProgress {
         );
     } else {
       const stage = event.stage ?? event.status;
-      if (!this.stream.isTTY && stage !== this.stage) this.stream.write(`${event.status}: ${stage}\n`);
+      if (!this.stream.isTTY && stage !== this.stage)
+        this.stream.write(event.stage ? `${event.status}: ${event.stage}\n` : `${event.status}\n`);
       this.stage = stage;
     }
     this.bar ??= this.stream.isTTY ? this.startBar() : undefined;
