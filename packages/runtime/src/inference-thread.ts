@@ -146,21 +146,28 @@ export default async function handle(task: ThreadTask): Promise<unknown> {
     return Object.fromEntries(task.fetches.map((name) => [name, fromOrt(out[name]!)]));
   }
   // Timed: warm-up rounds, then `repeats` rounds; in each round every model runs all its steps, in turn, in the
-  // opposite order every other round. Returns each model's seconds in timed steps, per round.
+  // opposite order every other round. Returns each model's seconds in timed steps, per round. Models timed in turn
+  // get sessions whose threads do not spin after a run, and one that takes over from another first runs once
+  // untimed (warm caches, as a deployment of one model has): spinning threads of the session that just ran take the
+  // cores from the next one (a 64-token prefill timed 2.5 ms after itself, 6–18 ms after another model's run).
+  const settings = task.models.length > 1 ? { ...task.settings, spinning: false } : task.settings;
   const timed: ort.InferenceSession[] = [];
   for (const m of task.models) {
-    const fresh = !sessions.has(sessionKey(m.modelPath, task.settings));
-    const { session: s } = await session(m.modelPath, task.settings, task.models.length);
+    const fresh = !sessions.has(sessionKey(m.modelPath, settings));
+    const { session: s } = await session(m.modelPath, settings, task.models.length);
     // A session's first run allocates and picks kernels: never timed, even when no warm-up was asked for (this
     // thread may not be the one that ran the previous rounds).
     if (fresh && task.warmup === 0) await timeSteps(s, m.steps);
     timed.push(s);
   }
   const seconds: number[][] = task.models.map(() => []);
+  let last: number | undefined;
   for (let round = 0; round < task.warmup + task.repeats; round++) {
     const order = [...task.models.keys()];
     if (round % 2) order.reverse();
     for (const i of order) {
+      if (last !== i && task.models.length > 1) await timeSteps(timed[i]!, task.models[i]!.steps);
+      last = i;
       const elapsed = await timeSteps(timed[i]!, task.models[i]!.steps);
       if (round >= task.warmup) seconds[i]!.push(elapsed);
     }

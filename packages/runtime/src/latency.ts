@@ -193,14 +193,23 @@ export async function measureLatency(
 }
 
 /**
- * Pruned over dense tokens/s of each call's A B B A rounds (dense over pruned seconds, summed over the two):
- * neighbours in time, and each model once in each place.
+ * A model's seconds per A B B A call (its two rounds summed): its first place in the call is slower than its
+ * second (the thread wakes), so a single round's time depends on where in the call it ran; a call's sum does not.
  */
+function perCall(times: number[]): number[] {
+  const sums: number[] = [];
+  for (let r = 0; r + 1 < times.length; r += ROUNDS_PER_CALL) sums.push(times[r]! + times[r + 1]!);
+  return sums;
+}
+
+/** Pruned over dense tokens/s of each call (dense over pruned seconds): neighbours in time, each model once in each place. */
 function ratioOf([dense, pruned]: number[][]): Estimate | null {
-  const ratios: number[] = [];
-  for (let r = 0; r + 1 < dense!.length; r += ROUNDS_PER_CALL)
-    ratios.push((dense![r]! + dense![r + 1]!) / (pruned![r]! + pruned![r + 1]!));
-  return medianInterval(ratios, CONFIDENCE);
+  const d = perCall(dense!);
+  const p = perCall(pruned!);
+  return medianInterval(
+    d.map((seconds, i) => seconds / p[i]!),
+    CONFIDENCE,
+  );
 }
 
 /**
@@ -222,10 +231,15 @@ export async function compareLatency(
       estimate: ratio,
       ...rounds
     } = await timeRounds(pool, phases, protocol, ratioOf, options.signal);
+    // Each model's speed per call, as the ratio takes it, so that the two medians and the ratio tell one story.
+    const perCallRate = (phase: Phase, t: number[]) =>
+      medianInterval(
+        perCall(t).map((seconds) => (ROUNDS_PER_CALL * phase.tokens) / seconds),
+        CONFIDENCE,
+      )!;
     return {
-      // As many rounds as the ratio needs are more than enough for each model's own interval.
-      dense: rateOf(phases[0]!, times[0]!)!,
-      pruned: rateOf(phases[1]!, times[1]!)!,
+      dense: perCallRate(phases[0]!, times[0]!),
+      pruned: perCallRate(phases[1]!, times[1]!),
       ratio,
       verdict: verdictOf(ratio),
       ...rounds,
