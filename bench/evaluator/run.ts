@@ -1,14 +1,17 @@
 /**
  * Evaluator benchmark (issue: evaluator): on stories-deep16 with 64 windows × 256 tokens and 4 of 16 layers
  * pruned, per-mask cost of (a) the batched evaluator, (b) the naive way, (c) the pruned model's forward alone.
- * Targets: a/c ≤ 1.45 and b/a ≥ 3. Prints a table; writes bench/results/evaluator.json.
+ * Targets: a/c ≤ 1.45 and b/a ≥ 3. Then (issue 20) (a′) the trie evaluator against (a) and (c) on a real GA
+ * generation's masks and on 32 random masks: target a′/c ≤ 0.7 on the GA generation, NLL equal to (a)'s.
+ * Prints tables; writes bench/results/evaluator.json.
  */
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runtimeConfig } from '@evop/config';
 import { machine, saveResult, table } from '../report.ts';
-import { LARGE_VOCAB, PROTOCOL } from './setup.ts';
+import { GENERATION, gaGeneration } from './generation.ts';
+import { LARGE_VOCAB, PROTOCOL, setup } from './setup.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const labels = {
@@ -16,8 +19,8 @@ const labels = {
   b: 'naive (per mask, gates, logits to TS)',
   c: 'limit (pruned model forward)',
 };
-const runVariant = (v: string, model = 'stories-deep16') => {
-  const args = ['--import', 'tsx', join(here, 'variant.ts'), v, model];
+const runVariant = (v: string, model = 'stories-deep16', maskSet = 'protocol') => {
+  const args = ['--import', 'tsx', join(here, 'variant.ts'), v, model, maskSet];
   const out = execFileSync(process.execPath, args, { encoding: 'utf8', env: process.env });
   return JSON.parse(out.trim().split('\n').at(-1)!);
 };
@@ -61,6 +64,46 @@ console.log(
   ),
 );
 console.log(`b/a = ${largeRatio.toFixed(2)}`);
+// The trie evaluator on masks that share prefixes as a search's do, and on masks that share little.
+const { model, layout } = setup();
+const generation = await gaGeneration(model, layout);
+const trie = Object.fromEntries(
+  (['ga', 'random'] as const).map((set) => [
+    set,
+    Object.fromEntries((['a', 't', 'c'] as const).map((v) => [v, runVariant(v, 'stories-deep16', set)])),
+  ]),
+);
+const trieRatios = Object.fromEntries(
+  Object.entries(trie).map(([set, r]) => [
+    set,
+    {
+      tOverC: r.t.secondsPerMask / r.c.secondsPerMask,
+      tOverA: r.t.secondsPerMask / r.a.secondsPerMask,
+      aOverC: r.a.secondsPerMask / r.c.secondsPerMask,
+      identicalNll: r.t.nll.every((x: number, i: number) => x === r.a.nll[i]),
+    },
+  ]),
+);
+console.log(
+  `\ntrie evaluator (a′): GA generation ${GENERATION} of evop's search (${generation.length} masks) and 32 random masks, ${PROTOCOL.windows} windows × ${PROTOCOL.seqLen} tokens:`,
+);
+console.log(
+  table(
+    ['masks', 'variant', 's/mask', 'peak RSS MiB'],
+    Object.entries(trie).flatMap(([set, r]) =>
+      (['a', 't', 'c'] as const).map((v) => [
+        set,
+        v === 't' ? '(a′) trie evaluator' : `(${v}) ${labels[v]}`,
+        r[v].secondsPerMask.toFixed(3),
+        Math.round(r[v].peakRssMiB),
+      ]),
+    ),
+  ),
+);
+for (const [set, r] of Object.entries(trieRatios))
+  console.log(
+    `${set}: a′/c = ${r.tOverC.toFixed(3)}${set === 'ga' ? ' (target ≤ 0.7)' : ''}, a′/a = ${r.tOverA.toFixed(3)}, a/c = ${r.aOverC.toFixed(3)}; NLL a′ = a to the last bit: ${r.identicalNll}`,
+  );
 const path = saveResult('evaluator', {
   protocol: PROTOCOL,
   runtime: runtimeConfig(),
@@ -69,6 +112,7 @@ const path = saveResult('evaluator', {
   ratios,
   nllAgreement,
   largeVocab: { vocab: LARGE_VOCAB, windows: 16, results: large, bOverA: largeRatio },
+  trie: { generation: GENERATION, gaMasks: generation, results: trie, ratios: trieRatios },
   date: new Date().toISOString(),
 });
 console.log(`saved ${path}`);

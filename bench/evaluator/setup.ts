@@ -51,14 +51,17 @@ export function setup(largeVocab = false) {
   const tokenizer = Llama2cTokenizer.fromFile(resolveDataFile('stories-deep16/tok512.bin'));
   const docs = readCorpus(resolveDataFile('tinystories-valid-sample/tinystories_val.txt'));
   const windows = windowsFromDocuments(docs, tokenizer, PROTOCOL.seqLen, largeVocab ? 16 : PROTOCOL.windows);
-  return { model, layout: discoverLayers(model.proto), windows, masks: masks() };
+  return { model, layout: discoverLayers(model.proto), windows, masks: randomMasks(PROTOCOL.masks) };
 }
 
-/** Distinct masks pruning `pruned` of the layers, from a fixed-seed LCG so every variant gets the same ones. */
-function masks(): string[] {
+/**
+ * `count` distinct masks pruning `pruned` of the layers, from a fixed-seed LCG so every variant gets the same ones
+ * (the first eight are the protocol's).
+ */
+export function randomMasks(count: number): string[] {
   const next = lcg(12345);
   const out = new Set<string>();
-  while (out.size < PROTOCOL.masks) {
+  while (out.size < count) {
     const bits = Array.from({ length: PROTOCOL.layers }, () => '1');
     for (let removed = 0; removed < PROTOCOL.pruned; ) {
       const i = Math.floor(next() * PROTOCOL.layers);

@@ -1,19 +1,29 @@
 /**
  * One variant of the evaluator benchmark, run in its own process so that its peak RSS is its own:
  *   a  the evaluator: masks batched through the instrumented graph, NLL computed in the graph;
+ *   t  the trie evaluator (a′): the same graph cut at the units, each prefix the masks share computed once;
  *   b  the naive way: one mask per run through a plainly gated graph (no skipping of closed units), full
  *      logits returned, NLL computed in TypeScript;
  *   c  the limit: a forward pass of each physically pruned model alone, on the same tokens.
- * Prints one JSON line.
+ * on the protocol's masks, or (third argument) `random`: 32 random masks, or `ga`: a real GA generation's
+ * (generation.ts). Prints one JSON line.
  */
 import { join } from 'node:path';
 import { runtimeConfig } from '@evop/config';
 import { GATE_INPUT, instrument, LABELS_INPUT, pruneModel, writeModel } from '@evop/onnx';
-import { decoderFeeds, InferencePool, OnnxEvaluator } from '@evop/runtime';
-import { PROTOCOL, setup, workDir } from './setup.ts';
+import { decoderFeeds, InferencePool, OnnxEvaluator, TrieEvaluator } from '@evop/runtime';
+import { gaGeneration } from './generation.ts';
+import { PROTOCOL, randomMasks, setup, workDir } from './setup.ts';
 
-const variant = process.argv[2] as 'a' | 'b' | 'c';
-const { model, layout, windows, masks } = setup(process.argv[3] === 'large-vocab');
+const variant = process.argv[2] as 'a' | 'b' | 'c' | 't';
+const maskSet = process.argv[4] ?? 'protocol';
+const { model, layout, windows, ...protocol } = setup(process.argv[3] === 'large-vocab');
+const masks =
+  maskSet === 'ga'
+    ? await gaGeneration(model, layout)
+    : maskSet === 'random'
+      ? randomMasks(32)
+      : protocol.masks;
 const pool = new InferencePool({ config: runtimeConfig() });
 const T = windows.seqLen;
 const allIds = Array.from(windows.tokens);
@@ -34,14 +44,10 @@ async function perMask(evaluateAll: () => Promise<void>): Promise<number> {
 
 let secondsPerMask: number;
 let nll: number[] = [];
-if (variant === 'a') {
-  const evaluator = await OnnxEvaluator.create({
-    pool,
-    model,
-    layout,
-    granularity: 'layer',
-    cacheDir: workDir,
-  });
+if (variant === 'a' || variant === 't') {
+  const options = { pool, model, layout, granularity: 'layer' as const, cacheDir: workDir };
+  const evaluator =
+    variant === 't' ? await TrieEvaluator.create(options) : await OnnxEvaluator.create(options);
   secondsPerMask = await perMask(async () => {
     nll = (await evaluator.evaluate(masks, windows)).map((r) => r.nllSum);
   });
@@ -81,8 +87,8 @@ if (variant === 'a') {
     for (const mask of masks) nll.push(await run(mask));
   });
 } else {
-  const paths = masks.map((mask, i) => {
-    const path = join(workDir, `pruned-${i}.onnx`);
+  const paths = masks.map((mask) => {
+    const path = join(workDir, `pruned-${mask}.onnx`);
     writeModel(
       pruneModel(model.proto, layout, mask, { granularity: 'layer', sourceSha256: model.sha256 }),
       path,
@@ -111,6 +117,7 @@ await pool.close();
 console.log(
   JSON.stringify({
     variant,
+    maskSet,
     masks: masks.length,
     rounds: ROUNDS,
     secondsPerMask,

@@ -116,7 +116,8 @@ export class OnnxEvaluator {
     // A float16 stream is computed in float32 between onnxruntime's CPU kernels (its casts between them are
     // dropped), but rounded to float16 where a trie segment hands it on: not the same numbers, so not the trie.
     const { pool, layout } = this.options;
-    if (pool.config.evaluator !== 'trie' || layout.streamType !== DataType.FLOAT) return Promise.resolve(this);
+    if (pool.config.evaluator !== 'trie' || layout.streamType !== DataType.FLOAT)
+      return Promise.resolve(this);
     this.trie ??= TrieEvaluator.create(this.options);
     this.trie.catch(() => {
       this.trie = undefined;

@@ -51,9 +51,9 @@ interface PathStep {
  * Scores masks along the trie of a batch: the search graph cut at the residual stream between units
  * (`splitAtUnits`), a segment run once for every prefix of kept and pruned units the batch's masks share, its
  * hidden states kept for the trie's branch points, so that a generation costs less than the sum of its pruned
- * forwards. Each segment is the search graph's own nodes (its `If`s around the branches included, which also
- * keep onnxruntime from fusing anything across a cut), fed the same values, so the NLL is the search graph's to
- * the last bit (tested). Rows are windows, packed into runs as OnnxEvaluator packs them; each run of windows
+ * forwards. Each segment is the search graph's own nodes (its `If`s around the branches included), fed the same
+ * values and cut where onnxruntime fuses nothing across (`splitAtUnits`, `segmentModel`), so the NLL is the search
+ * graph's to the last bit (tested). Rows are windows, packed into runs as OnnxEvaluator packs them; each run of windows
  * walks the trie depth first, keeping a branch point's states only within `EVOP_TRIE_CACHE_MB` (split between
  * the pool's threads) and recomputing its later children from the nearest kept ancestor when over.
  */
@@ -177,7 +177,7 @@ class Walk {
 
   constructor(
     private readonly trie: TrieEvaluator,
-    private readonly windows: TokenWindows,
+    windows: TokenWindows,
     private readonly start: number,
     private readonly rows: number,
     private readonly masks: readonly string[],
