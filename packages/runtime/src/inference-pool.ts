@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { type RuntimeConfig, runtimeConfig, threadModule } from '@evop/config';
 import { Piscina } from 'piscina';
 import type { LoadResult, SessionTuning, ThreadTask, TimedRun } from './inference-thread.ts';
@@ -137,7 +138,12 @@ export class InferencePool {
         this.waiting.splice(this.waiting.indexOf(grant), 1);
         reject(signal!.reason);
       };
-      signal?.addEventListener('abort', cancel, { once: true });
+      if (signal) {
+        // One listener per queued run, removed when it starts: a batch of many runs queues more than the default 10
+        // (Node would warn of a leak on every `evop prune`).
+        setMaxListeners(0, signal);
+        signal.addEventListener('abort', cancel, { once: true });
+      }
       this.waiting.push(grant);
     });
   }
