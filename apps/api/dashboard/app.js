@@ -19,6 +19,13 @@ const age = (iso) => {
       : `${(s / 3600).toFixed(1)} h`;
 };
 const ppl = (nll) => (nll == null ? '-' : Math.exp(nll).toFixed(3));
+// A spec's target in words, as report.html says it (targetText in packages/pipeline).
+const targetText = (t) =>
+  'units' in t
+    ? `${t.units} units`
+    : 'fraction' in t
+      ? `${t.fraction * 100}% of units`
+      : `${t.paramFraction * 100}% of parameters`;
 
 function showBanner(message, kind = 'warn') {
   banner.textContent = message;
@@ -297,7 +304,7 @@ async function jobPage(id) {
     <p id="job-status"><span id="status">${statusBadge(job.status)}</span> <span id="stage">${job.stage ?? ''}</span>
       <progress id="progress" max="1" value="${job.progress}"></progress>
       ${job.status === 'running' || job.status === 'queued' ? raw('<button type="button" id="cancel">Cancel</button>') : ''}</p>
-    <p>${model.name}: prune ${JSON.stringify(job.spec.target)} at ${job.spec.granularity} granularity with ${main}
+    <p>${model.name}: prune ${targetText(job.spec.target)} at ${job.spec.granularity} granularity with ${main}
       (seed ${job.spec.seed}, budget ${job.spec.budget}).</p>
     ${job.status === 'failed' ? raw(html`<div class="error-box" id="job-error">This job failed: ${job.error}</div>`) : ''}
     ${job.status === 'cancelled' ? raw('<div class="error-box" id="job-cancelled">This job was cancelled.</div>') : ''}
