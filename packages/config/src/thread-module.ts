@@ -4,7 +4,8 @@
  * beside the bundle, with no tsx.
  */
 export function threadModule(name: string, base: string): { filename: string; execArgv: string[] } {
-  if (base.endsWith('.js')) return { filename: new URL(`./${name}.js`, base).href, execArgv: process.execArgv };
+  if (base.endsWith('.js'))
+    return { filename: new URL(`./${name}.js`, base).href, execArgv: process.execArgv };
   return { filename: new URL(`./${name}.ts`, base).href, execArgv: tsxExecArgv() };
 }
 
