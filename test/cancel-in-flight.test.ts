@@ -40,6 +40,12 @@ test("cancel stops a task running on a worker (all of HellaSwag's zero-shot scor
   await until('the export task running', async () =>
     (await exports.getActiveCount()) > 0 ? true : undefined,
   );
+  // The job's stage says when the task has reached the zero-shot scoring (what comes before is short here, but
+  // not on a loaded machine).
+  await until('the zero-shot stage', async () => {
+    const { stage } = (await api.request('GET', `/v1/jobs/${id}`)).json as { stage: string | null };
+    return stage?.startsWith('zero-shot') ? true : undefined;
+  });
   await new Promise((r) => setTimeout(r, 3000)); // well into scoring 10,042 items × 4 endings
   const cancelledAt = Date.now();
   assert.equal((await api.request('POST', `/v1/jobs/${id}/cancel`)).status, 202);

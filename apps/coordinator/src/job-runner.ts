@@ -61,12 +61,18 @@ export async function runJob(
   signal: AbortSignal,
 ): Promise<void> {
   const { db, artifacts, queues, log } = deps;
-  /** Writes the job's row only while this run holds the job: a superseded run stops without writing. */
+  /**
+   * Writes the job's row only while this run holds the job and the job is not finished: a superseded run, or one
+   * whose job ended meanwhile, stops without writing (a finished row is never made `running` again).
+   */
   const fenced = async (
     tx: Transaction | Database,
     data: Parameters<Database['job']['updateMany']>[0]['data'],
   ) => {
-    const { count } = await tx.job.updateMany({ where: { id: jobId, runToken }, data });
+    const { count } = await tx.job.updateMany({
+      where: { id: jobId, runToken, status: { in: ['queued', 'running'] } },
+      data,
+    });
     if (count === 0) throw new SupersededRun();
   };
   const job = await db.job.findUniqueOrThrow({
