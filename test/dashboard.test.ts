@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -91,9 +92,10 @@ test('a new tenant sees empty lists; a refused key is said so', async () => {
 const SPEEDUP =
   /^(×\d+\.\d+ \[\d+\.\d+, \d+\.\d+\], (faster|slower)|inconclusive: ratio \[\d+\.\d+, \d+\.\d+\] spans 1)$/;
 
-test('submit a job, watch its stage and chart while it runs, then see the final table', async () => {
+test('submit a job with a front, watch its stage and chart while it runs, then see the final table and front', async () => {
   await signIn(api.key);
   await page.selectOption('select[name=datasetId]', { label: 'tinystories' });
+  await page.fill('input[name=front]', '1,3');
   await page.selectOption('select[name=evalDatasetIds]', [{ label: 'wikitext' }]);
   await page.selectOption('select[name=granularity]', 'sublayer');
   for (const [name, value] of Object.entries({
@@ -106,6 +108,7 @@ test('submit a job, watch its stage and chart while it runs, then see the final 
     await page.fill(`input[name=${name}]`, String(value));
   await page.click('#submit button[type=submit]');
   await page.waitForSelector('h1 #model-name');
+  const jobUrl = page.url();
   assert.equal(await page.title(), 'evop: stories260K');
   assert.equal(await page.textContent('#model-name'), 'stories260K');
   const seen: number[] = [];
@@ -123,7 +126,7 @@ test('submit a job, watch its stage and chart while it runs, then see the final 
   assert.ok(seen.length >= 2, `the chart grew while the job ran: ${seen.join(' → ')}`);
   // While the search runs the page says so, and which generation it is at: never 'queued'.
   const searching = stages.filter((s) =>
-    /^running search \(evop\): generation \d+, \d+ of 150 evaluations$/.test(s),
+    /^running search \(evop, search 1 of 3\): generation \d+, \d+ of 150 evaluations$/.test(s),
   );
   assert.ok(searching.length >= 2, `stages seen: ${stages.join(' | ')}`);
   assert.ok(
@@ -175,7 +178,63 @@ test('submit a job, watch its stage and chart while it runs, then see the final 
   );
   assert.deepEqual(units.at(-1), ['mlp4', 'model.layers.4.mlp'], 'units with their PyTorch modules');
   assert.deepEqual(consoleErrors.splice(0), [], 'no console errors');
+  await frontResult(/#\/jobs\/(.+)$/.exec(jobUrl)![1]!);
 });
+
+/** The front of a finished job: in the dashboard (chart, table, a download per point), the API and report.html. */
+async function frontResult(id: string) {
+  await page.goto(`${service.stack.apiUrl}/ui/#/jobs/${id}`);
+  await page.waitForSelector('#front tr td');
+  const rows = await page.$$eval('#front tr', (trs) =>
+    trs.slice(1).map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent!.trim())),
+  );
+  assert.deepEqual(
+    rows.map((r) => r[0]),
+    ['1', '2 (target)', '3'],
+  );
+  for (const r of rows) for (const phase of r[5]!.split(' / ')) assert.match(phase, SPEEDUP);
+  // The chart draws every point on each of its lines: perplexity overall and out of domain, prefill and decode.
+  const drawn = await page.$eval('#front-chart canvas', (canvas) =>
+    // biome-ignore lint/suspicious/noExplicitAny: Chart.js's global, in the page
+    (globalThis as any).Chart.getChart(canvas).data.datasets.map((d: { data: unknown[] }) => d.data.length),
+  );
+  assert.deepEqual(drawn, [3, 3, 3, 3]);
+  await (await page.$('#front-chart'))!.screenshot({ path: join(shots, 'job-front.png') });
+
+  // One job, a result per point: each listed with its sha256, and the dashboard's download is those bytes.
+  const { json } = await api.request('GET', `/v1/jobs/${id}/files`);
+  const files = json.files as { name: string; sha256: string; url: string }[];
+  assert.deepEqual(
+    files.map((f) => f.name),
+    ['model.onnx', 'report.json', 'report.html', 'front/1-units/model.onnx', 'front/3-units/model.onnx'],
+  );
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('#front button[data-download-point="3"]'),
+  ]);
+  const bytes = readFileSync((await download.path())!);
+  assert.equal(
+    createHash('sha256').update(bytes).digest('hex'),
+    files.find((f) => f.name === 'front/3-units/model.onnx')!.sha256,
+  );
+  const missing = await api.request('GET', `/v1/jobs/${id}/front/5/artifacts/model.onnx`);
+  assert.equal(missing.status, 404);
+  assert.match(missing.json.detail, /points at 1, 3, not 5/);
+
+  // The service's report.html plots the same front.
+  const report = await fetch(`${service.stack.apiUrl}/v1/jobs/${id}/report.html`, {
+    headers: { authorization: `Bearer ${api.key}` },
+  });
+  await page.setContent(await report.text());
+  const plotted = await page.$eval('#front', (canvas) =>
+    // biome-ignore lint/suspicious/noExplicitAny: Chart.js's global, in the page
+    (globalThis as any).Chart.getChart(canvas).data.datasets.map((d: { data: unknown[] }) => d.data.length),
+  );
+  assert.deepEqual(plotted, [3, 3, 3, 3]);
+  assert.equal(await page.$$eval('#front-table tr', (trs) => trs.length), 4);
+  await page.screenshot({ path: join(shots, 'report-front.png'), fullPage: true });
+  assert.deepEqual(consoleErrors.splice(0), [], 'no console errors');
+}
 
 test('report.html of an evop prune run: the model by its name, the heatmap legend, every data set and task', async () => {
   const out = join(service.dir, 'report-run');

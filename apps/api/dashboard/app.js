@@ -153,6 +153,8 @@ async function jobsPage() {
             <label title="never calibrated on: held-out perplexity on each, out of domain">Also evaluate on
               <select name="evalDatasetIds" multiple size="2">${raw(options(datasets))}</select></label>
             <label>Units to prune <input name="units" type="number" min="1" value="2" style="width:5em"></label>
+            <label title="More unit counts, comma-separated: each is searched too, and the result plots quality against speed">
+              Front <input name="front" placeholder="e.g. 1,3,4" style="width:7em"></label>
             <label>Granularity <select name="granularity"><option>layer</option><option>sublayer</option></select></label>
             <label>Budget <input name="budget" type="number" min="1" value="200" style="width:6em"></label>
             <label>Calibration windows <input name="calibration" type="number" min="1" value="32" style="width:5em"></label>
@@ -172,6 +174,10 @@ async function jobsPage() {
       evalDatasetIds: f.getAll('evalDatasetIds'),
       spec: {
         target: { units: n('units') },
+        front: String(f.get('front') ?? '')
+          .split(',')
+          .filter((t) => t.trim() !== '')
+          .map((t) => ({ units: Number(t) })),
         granularity: f.get('granularity'),
         budget: n('budget'),
         calibration: n('calibration'),
@@ -249,7 +255,29 @@ function resultTable(job) {
     <h3>Pruned units</h3>
     <table id="pruned"><tr><th>unit</th><th>PyTorch module</th></tr>${raw(prunedRows.join(''))}</table>
     <p><button type="button" data-download="model">Download model.onnx</button>
-      <button type="button" data-download="report">Download report.html</button></p>`;
+      <button type="button" data-download="report">Download report.html</button></p>
+    ${raw(frontSection(job))}`;
+}
+
+/** The quality–speed front, where the job has one: its chart (drawn by front-chart.js) and a row per point. */
+function frontSection(job) {
+  const { front = [], datasets = [] } = job.result;
+  if (front.length === 0) return '';
+  const rows = front.map(
+    (p) => html`<tr class="${p.pareto ? 'pareto' : ''}"><td>${p.units}${p.target ? ' (target)' : ''}</td>
+      <td class="num">${p.perplexity.toFixed(3)}</td>
+      ${raw(datasets.map((_, k) => html`<td class="num">${p.datasets[k] == null ? '-' : p.datasets[k].toFixed(3)}</td>`).join(''))}
+      <td class="num">${(p.params / 1e6).toFixed(3)}M</td><td class="num">${p.speedup.prefill} / ${p.speedup.decode}</td>
+      <td>${p.pareto ? 'yes' : ''}</td>
+      <td><button type="button" data-download-point="${p.units}">Download model.onnx</button></td></tr>`,
+  );
+  return html`<h2>Quality–speed front</h2>
+    <p class="note">One search per target; held-out perplexity (left axis) and measured speed over the dense model
+      (right axis) against units pruned. Large diamonds: Pareto-optimal points.</p>
+    <div class="chart" id="front-chart"><canvas></canvas></div>
+    <table id="front"><tr><th>units pruned</th><th>held-out ppl</th>
+      ${raw(datasets.map((d) => html`<th class="dataset">${datasetHeading(d)}</th>`).join(''))}
+      <th>params</th><th>speedup prefill / decode</th><th>pareto</th><th>model</th></tr>${raw(rows.join(''))}</table>`;
 }
 
 /** The heatmap's colour for a fraction of the population (0…1), as report.html draws it. */
@@ -304,7 +332,7 @@ async function jobPage(id) {
     <p id="job-status"><span id="status">${statusBadge(job.status)}</span> <span id="stage">${job.stage ?? ''}</span>
       <progress id="progress" max="1" value="${job.progress}"></progress>
       ${job.status === 'running' || job.status === 'queued' ? raw('<button type="button" id="cancel">Cancel</button>') : ''}</p>
-    <p>${model.name}: prune ${targetText(job.spec.target)} at ${job.spec.granularity} granularity with ${main}
+    <p>${model.name}: prune ${targetText(job.spec.target)}${(job.spec.front ?? []).length ? ` (front: ${job.spec.front.map(targetText).join(', ')})` : ''} at ${job.spec.granularity} granularity with ${main}
       (seed ${job.spec.seed}, budget ${job.spec.budget}).</p>
     ${job.status === 'failed' ? raw(html`<div class="error-box" id="job-error">This job failed: ${job.error}</div>`) : ''}
     ${job.status === 'cancelled' ? raw('<div class="error-box" id="job-cancelled">This job was cancelled.</div>') : ''}
@@ -322,7 +350,11 @@ async function jobPage(id) {
     const which = e.target.dataset?.download;
     if (which === 'model') download(job.result.links.model, 'model.onnx');
     if (which === 'report') download(job.result.links.reportHtml, 'report.html');
+    const point = job.result?.front.find((p) => String(p.units) === e.target.dataset?.downloadPoint);
+    if (point) download(point.link, `model-${point.units}-units.onnx`);
   });
+  const frontCanvas = view.querySelector('#front-chart canvas');
+  const frontChart = frontCanvas ? drawFront(Chart, frontCanvas, job.result.frontChart) : undefined;
   const chart = new Chart(view.querySelector('canvas'), {
     type: 'line',
     data: {
@@ -373,6 +405,7 @@ async function jobPage(id) {
   return () => {
     controller.abort();
     chart.destroy();
+    frontChart?.destroy();
     document.title = 'evop';
   };
 }

@@ -4,6 +4,7 @@ import type { Logger } from '@evop/config';
 import { type ArtifactStore, parseManifest } from '@evop/data';
 import type { Database, Transaction } from '@evop/db';
 import { collectingArtifacts } from './artifact-records.ts';
+import { resultPoints } from './result-points.ts';
 import { stagingInUse, stagingRoot } from './uploads.ts';
 
 export interface ArtifactCollectorOptions {
@@ -118,12 +119,13 @@ export class ArtifactCollector {
     for (const d of await tx.dataset.findMany({ select: { sha256: true } })) add(d.sha256);
     for (const c of await tx.calibration.findMany())
       add(c.searchSha256, c.searchClustersSha256, c.heldOutSha256, c.heldOutClustersSha256);
-    for (const r of await tx.result.findMany({ select: { modelManifestSha256: true } })) {
-      add(r.modelManifestSha256);
-      // A result whose manifest cannot be read keeps nothing else: it cannot be downloaded either.
-      if (this.store.has(r.modelManifestSha256))
-        add(...parseManifest(this.store.read(r.modelManifestSha256)).files.map((f) => f.sha256));
-    }
+    for (const r of await tx.result.findMany({ select: { modelManifestSha256: true, points: true } }))
+      for (const manifest of [r.modelManifestSha256, ...resultPoints(r).map((p) => p.modelManifestSha256)]) {
+        add(manifest);
+        // A model whose manifest cannot be read keeps nothing else: it cannot be downloaded either.
+        if (this.store.has(manifest))
+          add(...parseManifest(this.store.read(manifest)).files.map((f) => f.sha256));
+      }
     return live;
   }
 

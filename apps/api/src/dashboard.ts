@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FRONT_CHART_SCRIPT } from '@evop/pipeline/control';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 
@@ -20,6 +22,10 @@ export async function dashboard(app: FastifyInstance): Promise<void> {
     decorateReply: false,
     allowedPath: (path) => path === '/chart.umd.min.js',
   });
+  // The front's chart: the script report.html inlines.
+  app.get('/ui/vendor/front-chart.js', { schema: { hide: true } }, (_request, reply) =>
+    reply.type('text/javascript; charset=utf-8').send(readFileSync(FRONT_CHART_SCRIPT)),
+  );
   app.get('/', { config: { auth: 'public' }, schema: { hide: true } }, (_request, reply) =>
     reply.redirect('/ui/'),
   );

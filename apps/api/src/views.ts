@@ -1,5 +1,11 @@
 import type { Dataset, Job, Model, Result } from '@evop/db';
-import { type ReportLatency, speedupCells } from '@evop/pipeline/control';
+import {
+  type EvalDataset,
+  type FrontPoint,
+  frontSeries,
+  type ReportLatency,
+  speedupCells,
+} from '@evop/pipeline/control';
 import { z } from 'zod';
 
 export const idParams = z.object({ id: z.string().uuid('a job, model or dataset id (uuid)') });
@@ -45,11 +51,12 @@ export function datasetView(d: Dataset) {
 export function jobView(j: Job & { result?: Result | null }) {
   const report = j.result
     ? (JSON.parse(j.result.report) as {
-        protocol: { datasets?: unknown[] };
+        protocol: { datasets?: EvalDataset[] };
         table: unknown;
         latency: ReportLatency | null;
         failed?: { stage: string; error: string }[];
         result: { pruned: string[]; prunedModules?: (string | null)[]; consistency: number };
+        front?: (FrontPoint & { target: boolean; pareto: boolean })[];
       })
     : undefined;
   return {
@@ -82,6 +89,19 @@ export function jobView(j: Job & { result?: Result | null }) {
             /** Prefill and decode speedup in words: the ratio with its 95 % interval, or why there is none. */
             speedup: speedupCells(report.latency),
             failed: report.failed ?? [],
+            /**
+             * The quality–speed front by units pruned (empty without `spec.front`): each point's held-out
+             * perplexity, speedup in words and the link to its model.
+             */
+            front: (report.front ?? []).map((p) => ({
+              ...p,
+              speedup: speedupCells(p.latency),
+              link: p.target
+                ? `/v1/jobs/${j.id}/artifacts/model.onnx`
+                : `/v1/jobs/${j.id}/front/${p.units}/artifacts/model.onnx`,
+            })),
+            /** What the dashboard's front chart draws (front-chart.js). */
+            frontChart: frontSeries(report),
             links: {
               model: `/v1/jobs/${j.id}/artifacts/model.onnx`,
               report: `/v1/jobs/${j.id}/report.json`,

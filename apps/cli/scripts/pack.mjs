@@ -92,6 +92,8 @@ await esbuild.build({
 });
 // Read beside the module that parses ONNX files.
 copyFileSync(join(root, 'packages/onnx/src/onnx-ml.proto'), join(staging, 'onnx-ml.proto'));
+// report.html inlines the front's chart script, read from beside the bundle.
+copyFileSync(join(root, 'packages/pipeline/src/front-chart.js'), join(staging, 'front-chart.js'));
 copyFileSync(join(root, 'README.md'), join(staging, 'README.md'));
 
 const own = JSON.parse(readFileSync(join(cli, 'package.json'), 'utf8'));

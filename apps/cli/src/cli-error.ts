@@ -11,6 +11,7 @@ const FLAG_OF: Record<string, string> = {
   'target.units': '--remove',
   'target.fraction': '--sparsity',
   target: '--remove',
+  front: '--targets',
   data: '--data',
   heldOut: '--held-out',
   seqLen: '--seq-len',
@@ -19,6 +20,11 @@ const FLAG_OF: Record<string, string> = {
 
 /** A user error's one line, naming the flag rather than the spec field. */
 export function userMessage(err: UserError): string {
-  if (err instanceof PipelineError) return `${FLAG_OF[err.field] ?? `--${err.field}`}: ${err.reason}`;
+  if (err instanceof PipelineError) {
+    // A front target's field (`front.2.units`) is the list's item after the first (the run's own target).
+    const item = /^front\.(\d+)/.exec(err.field);
+    if (item) return `--targets: target ${Number(item[1]) + 2} of the list: ${err.reason}`;
+    return `${FLAG_OF[err.field] ?? `--${err.field}`}: ${err.reason}`;
+  }
   return err.message;
 }

@@ -8,6 +8,7 @@ import {
   type CheckpointStore,
   checkContext,
   finalize,
+  frontDir,
   type PipelineBackend,
   type PipelineStore,
   PrefixEvaluator,
@@ -121,12 +122,15 @@ export async function runPrune(
         return stored?.calibration && stored.influence ? (stored as StoredCalibration) : undefined;
       },
       saveCalibration: async (stored) => writeJson(calibrationFile, stored),
-      // The search's answer is kept before anything else can fail.
-      saveSearched: async (searches) =>
-        writeJson(
-          join(out, 'mask.json'),
-          maskFileOf(source.model, layout, spec.granularity, searches[0]!.best.mask),
-        ),
+      // The searches' answers are kept before anything else can fail: mask.json, and one per front point.
+      saveSearched: async (searches, front) => {
+        const save = (dir: string, mask: string) => {
+          mkdirSync(dir, { recursive: true });
+          writeJson(join(dir, 'mask.json'), maskFileOf(source.model, layout, spec.granularity, mask));
+        };
+        save(out, searches[0]!.best.mask);
+        for (const point of front) save(join(out, frontDir(point.pruned)), point.best.mask);
+      },
     };
     const { report } = await runPrunePipeline({
       spec,

@@ -19,9 +19,15 @@ export type PruneSpec = SearchSpec & {
  * schema (its bounds): a bad value throws a UserError whose message names the flag (`userMessage`).
  */
 export function searchSpecOf(options: RawOptions): SearchSpec {
-  if ((options.remove === undefined) === (options.sparsity === undefined))
-    throw new CliError('give exactly one of --remove N (units to prune) or --sparsity F (fraction of units)');
-  const target = options.remove !== undefined ? { units: options.remove } : { fraction: options.sparsity };
+  const given = ['remove', 'sparsity', 'targets'].filter((flag) => options[flag] !== undefined);
+  if (given.length !== 1)
+    throw new CliError(
+      'give exactly one of --remove N (units to prune), --sparsity F (fraction of units) or --targets 2,4,6 (a front)',
+    );
+  const [target, ...front] =
+    options.targets !== undefined
+      ? targetList(options.targets as string)
+      : [options.remove !== undefined ? { units: options.remove } : { fraction: options.sparsity }];
   const tasks = ((options.tasks as string | undefined) ?? '')
     .split(',')
     .map((t) => t.trim())
@@ -31,6 +37,7 @@ export function searchSpecOf(options: RawOptions): SearchSpec {
       throw new CliError(`--tasks: unknown task '${t}'; use ${Object.keys(TASKS).join(', ')}`);
   return parseSearchSpec({
     target,
+    front,
     granularity: options.granularity,
     strategy: options.strategy,
     objective: options.objective,
@@ -45,6 +52,24 @@ export function searchSpecOf(options: RawOptions): SearchSpec {
     taskLimit: options['task-limit'],
     baselines: options.baselines === true,
     balance: options.balance,
+  });
+}
+
+/**
+ * `--targets`' list: each item a number of units (an integer) or a fraction of the units (between 0 and 1), as
+ * `--remove` and `--sparsity` take them.
+ */
+function targetList(list: string): ({ units: number } | { fraction: number })[] {
+  const items = list.split(',').map((t) => t.trim());
+  if (items.length < 2 || items.some((t) => t === ''))
+    throw new CliError(
+      `--targets: '${list}' is not a list of two or more targets, such as 2,4,6,8 or 0.1,0.2`,
+    );
+  return items.map((item) => {
+    const value = Number(item);
+    if (Number.isInteger(value) && value >= 1) return { units: value };
+    if (value > 0 && value < 1) return { fraction: value };
+    throw new CliError(`--targets: '${item}' is neither a number of units nor a fraction between 0 and 1`);
   });
 }
 

@@ -1,16 +1,18 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from '@evop/config';
-import type { StrategyName } from '@evop/core';
 import { type ArtifactClient, type TokenWindows, tokenizerFiles } from '@evop/data';
 import { type Database, PostgresCheckpoints, PostgresFitnessCache, type Transaction } from '@evop/db';
 import type { DecoderLayout } from '@evop/onnx';
 import {
   type Calibration,
   type CalibrationThreads,
+  frontDir,
+  frontSearchName,
   type PipelineBackend,
   PipelineError,
   type PipelineStore,
+  planSearch,
   runPrunePipeline,
   type SearchSpec,
   strategiesOf,
@@ -151,21 +153,26 @@ export async function runJob(
       { result: embedResult, signal },
     );
 
-  const strategies = strategiesOf(spec);
+  // The searches in the order they run: the spec's strategy and its peers, then the front's points.
+  const strategies = [
+    ...strategiesOf(spec),
+    ...planSearch(layout, spec).front.map((space) => frontSearchName(spec.strategy, space.pruned)),
+  ];
   const totals = new Map<string, number>();
   /** The search's stage and progress after a strategy's generation: written with its checkpoint, then published. */
   const searchStatus = (strategy: string, record: { generation: number; spent: number }) => {
-    const k = strategies.indexOf(strategy as StrategyName);
+    const k = strategies.indexOf(strategy);
     const total = totals.get(strategy) ?? 1;
     const done = k + Math.min(1, record.spent / total);
     return {
       stage:
-        `search (${strategy}${strategies.length > 1 ? `, method ${k + 1} of ${strategies.length}` : ''}): ` +
+        `search (${strategy}${strategies.length > 1 ? `, search ${k + 1} of ${strategies.length}` : ''}): ` +
         `generation ${record.generation}, ${Math.round(record.spent)} of ${Math.round(total)} evaluations`,
       progress: CALIBRATION_END + ((SEARCH_END - CALIBRATION_END) * done) / strategies.length,
     };
   };
   let exportedManifest = ''; // the pruned model's manifest, as the export task reports it
+  let exportedPoints: { units: number; mask: string; modelManifestSha256: string }[] = []; // the front's
   const backend: PipelineBackend = {
     calibrate: (...args) => deps.threads.calibrate(...args),
     pooledStates: async (windows) => Float32Array.from(await embed(windows, 'pooled')),
@@ -212,8 +219,12 @@ export async function runJob(
         },
       };
     },
-    finalize: async ({ searches, heldOut, datasets }) => {
-      const { modelManifestSha256, ...finalized } = await runTask(
+    finalize: async ({ searches, front, heldOut, datasets }) => {
+      const {
+        modelManifestSha256,
+        front: points,
+        ...finalized
+      } = await runTask(
         queues.export.queue,
         queues.export.events,
         {
@@ -234,6 +245,7 @@ export async function runJob(
             })),
           ),
           searches,
+          front,
         },
         {
           result: exportResult,
@@ -248,7 +260,16 @@ export async function runJob(
         },
       );
       exportedManifest = modelManifestSha256;
-      return { ...finalized, path: 'model.onnx' };
+      exportedPoints = points.map(({ units, mask, modelManifestSha256 }) => ({
+        units,
+        mask,
+        modelManifestSha256,
+      }));
+      return {
+        ...finalized,
+        path: 'model.onnx',
+        front: points.map(({ modelManifestSha256: _, ...p }) => ({ ...p, dir: frontDir(p.units) })),
+      };
     },
   };
   const store: PipelineStore = {
@@ -311,6 +332,7 @@ export async function runJob(
         mask: finalized.mask,
         modelManifestSha256: exportedManifest,
         report: JSON.stringify(report),
+        points: exportedPoints,
       },
     });
   });

@@ -42,6 +42,7 @@ export function exportProcessor(
         units,
         space,
         searches: task.searches,
+        front: task.front,
         heldOut: {
           windows: await windows.get(task.heldOutSha256),
           clusters: await windows.clusters(task.heldOutClustersSha256),
@@ -54,14 +55,26 @@ export function exportProcessor(
         signal,
         stage,
       });
-      // model.onnx first, then whatever external data the writer put beside it; streamed, never read whole.
-      const names = ['model.onnx', ...readdirSync(outDir).filter((n) => n !== 'model.onnx')];
-      const files: ModelFile[] = [];
-      for (const name of names) files.push({ name, ...(await client.uploadFile(join(outDir, name))) });
-      const { path: _path, ...result } = finalized;
-      return { ...result, modelManifestSha256: await client.upload(serializeManifest({ files })) };
+      const { path: _path, front, ...result } = finalized;
+      const modelManifestSha256 = await uploadModel(client, outDir);
+      const points: ExportResult['front'] = [];
+      for (const { dir, ...point } of front)
+        points.push({ ...point, modelManifestSha256: await uploadModel(client, join(outDir, dir)) });
+      return { ...result, modelManifestSha256, front: points };
     } finally {
       rmSync(outDir, { recursive: true, force: true });
     }
   };
+}
+
+/** A pruned model's files in `dir` uploaded (model.onnx first, then its external data), and their manifest. */
+async function uploadModel(client: ArtifactClient, dir: string): Promise<string> {
+  const files: ModelFile[] = [];
+  const names = readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isFile() && e.name !== 'model.onnx')
+    .map((e) => e.name);
+  // Streamed, never read whole.
+  for (const name of ['model.onnx', ...names])
+    files.push({ name, ...(await client.uploadFile(join(dir, name))) });
+  return client.upload(serializeManifest({ files }));
 }

@@ -26,10 +26,12 @@ export interface StrategyOptions {
   /** Per-unit block influence, 1 − cosine (needed by shortgpt; seeds evop / evopress when `seedShortGpt`). */
   influence?: readonly number[];
   seedShortGpt?: boolean;
+  /** Masks evop / evopress start from (after ShortGPT's with `seedShortGpt`); each must be one of the space's. */
+  seedMasks?: readonly string[];
   /** exhaustive refuses spaces with more masks than this (default 5000). */
   maxMasks?: number;
-  evop?: Partial<Omit<EvopOptions, 'seed' | 'budget' | 'seedInfluence'>>;
-  evopress?: Partial<Omit<EvopressOptions, 'seed' | 'budget' | 'seedInfluence'>>;
+  evop?: Partial<Omit<EvopOptions, 'seed' | 'budget' | 'seedMasks'>>;
+  evopress?: Partial<Omit<EvopressOptions, 'seed' | 'budget' | 'seedMasks'>>;
 }
 
 function check(ok: boolean, option: string, reason: string): void {
@@ -62,9 +64,12 @@ export function createStrategy(name: string, space: SearchSpace, options: Strate
       'influence',
       `has ${influence.length} values for ${space.size} units`,
     );
-  const seedInfluence = options.seedShortGpt ? influence : undefined;
   if (options.seedShortGpt)
     check(influence !== undefined, 'seedShortGpt', 'needs the units’ block influence');
+  for (const mask of options.seedMasks ?? [])
+    check(space.accepts(mask), 'seedMasks', `'${mask}' is not a mask of this search space`);
+  const seeds = [...(options.seedShortGpt ? [space.lowest(influence!)] : []), ...(options.seedMasks ?? [])];
+  const seedMasks = seeds.length > 0 ? { seedMasks: seeds } : {};
 
   switch (name as StrategyName) {
     case 'evop': {
@@ -73,7 +78,7 @@ export function createStrategy(name: string, space: SearchSpace, options: Strate
         ...options.evop,
         seed,
         budget,
-        ...(seedInfluence ? { seedInfluence } : {}),
+        ...seedMasks,
       };
       check(isInt(o.population, 2), 'evop.population', `must be an integer ≥ 2, got ${o.population}`);
       check(
@@ -102,7 +107,7 @@ export function createStrategy(name: string, space: SearchSpace, options: Strate
         ...options.evopress,
         seed,
         budget,
-        ...(seedInfluence ? { seedInfluence } : {}),
+        ...seedMasks,
       };
       check(isInt(o.lambda, 1), 'evopress.lambda', `must be a positive integer, got ${o.lambda}`);
       check(

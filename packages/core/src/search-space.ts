@@ -195,6 +195,29 @@ export class SearchSpace {
     return out;
   }
 
+  /**
+   * A mask of another target (another pruned count) moved to this space's: protected units kept, then in each group
+   * its kept units of lowest `rank` pruned, or its pruned units of highest `rank` kept, until the group's share is
+   * met (ties by index). How a neighbouring target's best mask seeds this target's search.
+   */
+  fit(mask: string, rank: readonly number[]): string {
+    if (mask.length !== this.size || /[^01]/.test(mask))
+      throw new SearchOptionError('mask', `'${mask}' is not a mask of ${this.size} units`);
+    const bits = mask.split('');
+    for (const i of this.protectedUnits) bits[i] = '1';
+    for (const { units, quota } of this.groups) {
+      const zeros = units.filter((i) => bits[i] === '0');
+      const ones = units.filter((i) => bits[i] === '1');
+      if (zeros.length > quota)
+        for (const i of zeros.sort((a, b) => rank[b]! - rank[a]! || a - b).slice(0, zeros.length - quota))
+          bits[i] = '1';
+      else
+        for (const i of ones.sort((a, b) => rank[a]! - rank[b]! || a - b).slice(0, quota - zeros.length))
+          bits[i] = '0';
+    }
+    return bits.join('');
+  }
+
   /** The units of each group with the lowest `rank`, each group's share of them (ties by index). */
   lowest(rank: readonly number[]): string {
     return this.maskOf(

@@ -219,3 +219,41 @@ test('a balanced space counts, and refuses, by group', () => {
       err.option === 'balance' && /3 units to prune cannot be split equally/.test(err.message),
   );
 });
+
+test('fit moves a mask of another target to this one: by rank, within each group, protected units kept', () => {
+  const rank = [5, 1, 4, 2, 8, 3, 7, 6];
+  // From 2 pruned to 4: the two kept units of lowest rank (1: rank 1, 3: rank 2) are pruned as well.
+  assert.equal(layerSpace(8, 4).fit('11110011', rank), '10100011');
+  // From 4 pruned to 2: the pruned units of highest rank (0: rank 5, 2: rank 4) are kept again.
+  assert.equal(layerSpace(8, 2).fit('00001111', rank), '10101111');
+  // A protected unit pruned in the other target's mask is kept; another takes its place.
+  assert.equal(layerSpace(8, 2, [1]).fit('10111111', rank), '11101011');
+  // Balanced: each group reaches its share from its own units.
+  const balanced = subBlockSpace(8, 4, [], true);
+  const fitted = balanced.fit('00111111', [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.ok(balanced.accepts(fitted), fitted);
+  assert.deepEqual(kinds(fitted), { attn: 2, mlp: 2 });
+  assert.throws(
+    () => balanced.fit('0011', rank),
+    (e: SearchOptionError) => e.option === 'mask',
+  );
+});
+
+test('evop and evopress start from the seed masks they are given; a mask of another space is refused', () => {
+  const space = layerSpace(16, 4);
+  const seed = '0000111111111111';
+  for (const name of ['evop', 'evopress'] as const) {
+    const strategy = createStrategy(name, space, { budget: 100, seedMasks: [seed] });
+    const first = strategy.ask();
+    assert.equal(first[0]!.mask, seed, name);
+    if (name === 'evop') {
+      // Half the first population are the seed's mutations: one to three swaps from it.
+      const near = first.filter((c) => [...c.mask].filter((b, i) => b !== seed[i]).length <= 6);
+      assert.ok(near.length >= 16, `${near.length} of ${first.length} near the seed`);
+    }
+  }
+  assert.throws(
+    () => createStrategy('evop', space, { seedMasks: ['0001111111111111'] }),
+    (e: SearchOptionError) => e.option === 'seedMasks' && /not a mask of this search space/.test(e.message),
+  );
+});

@@ -1,4 +1,4 @@
-import type { GenerationRecord, SearchCheckpoint, StrategyName, StrategyState } from '@evop/core';
+import type { GenerationRecord, SearchCheckpoint, StrategyState } from '@evop/core';
 import type { CheckpointStore } from '@evop/pipeline/control';
 import type { Database, Transaction } from './database.ts';
 import type { PostgresFitnessCache } from './postgres-fitness-cache.ts';
@@ -15,11 +15,12 @@ export class PostgresCheckpoints implements CheckpointStore {
     private readonly options: {
       /** A cache whose deferred results are written with each checkpoint. */
       cache?: PostgresFitnessCache;
-      onSaved?: (tx: Transaction, strategy: StrategyName, record: GenerationRecord) => Promise<void>;
+      /** Given the search's name: its strategy, or `strategy@units` for a point of a front. */
+      onSaved?: (tx: Transaction, search: string, record: GenerationRecord) => Promise<void>;
     } = {},
   ) {}
 
-  async load(strategy: StrategyName): Promise<SearchCheckpoint | undefined> {
+  async load(strategy: string): Promise<SearchCheckpoint | undefined> {
     const rows = await this.db.generation.findMany({
       where: { jobId: this.jobId, strategy },
       orderBy: { index: 'asc' },
@@ -31,7 +32,7 @@ export class PostgresCheckpoints implements CheckpointStore {
     };
   }
 
-  async save(strategy: StrategyName, checkpoint: SearchCheckpoint): Promise<void> {
+  async save(strategy: string, checkpoint: SearchCheckpoint): Promise<void> {
     const record = checkpoint.history.at(-1)!;
     const data = { record: JSON.stringify(record), state: JSON.stringify(checkpoint.strategy) };
     await this.db.$transaction(async (tx) => {

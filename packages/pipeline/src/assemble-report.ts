@@ -1,7 +1,8 @@
 import type { Unit } from '@evop/onnx';
 import type { Calibration } from './calibration.ts';
 import type { Finalized } from './finalize.ts';
-import type { EvalDataset, PruneReport } from './report.ts';
+import { frontSearchName, paretoOptimal } from './front.ts';
+import type { EvalDataset, FrontPoint, PruneReport } from './report.ts';
 import type { SearchSpec } from './search-spec.ts';
 import type { SearchResult } from './searches.ts';
 
@@ -23,6 +24,8 @@ export interface ReportParts {
   calibration: Calibration;
   influence: number[];
   searches: readonly SearchResult[];
+  /** The front's other searches (their seconds go to `timings`). */
+  front: readonly SearchResult[];
   /** The exported model's file name as the user receives it. */
   modelFile: string;
   finalized: Finalized;
@@ -82,11 +85,39 @@ export function assembleReport(parts: ReportParts): PruneReport {
     },
     table: finalized.table,
     latency: finalized.latency,
+    front: frontOf(finalized, parts.searches[0]!),
     failed: finalized.failed,
     versions: { evop: '0.1.0', node: process.version, onnxruntime: finalized.onnxruntime },
     timings: {
       ...Object.fromEntries(parts.searches.map((s) => [`search:${s.name}`, s.seconds])),
+      ...Object.fromEntries(
+        parts.front.map((s) => [`search:${frontSearchName(s.name, s.pruned)}`, s.seconds]),
+      ),
       ...parts.timings,
     },
   };
+}
+
+/** The front as the report gives it: the spec's target among the front's points, by units, Pareto marked. */
+function frontOf(finalized: Finalized, main: SearchResult): PruneReport['front'] {
+  if (finalized.front.length === 0) return [];
+  const row = finalized.table[1]!;
+  const target: FrontPoint = {
+    units: main.pruned,
+    mask: finalized.mask,
+    pruned: finalized.pruned,
+    model: 'model.onnx',
+    perplexity: row.perplexity,
+    datasets: row.datasets,
+    calibrationFitness: main.best.fitness,
+    evaluations: row.evaluations,
+    params: row.params,
+    latency: finalized.latency,
+  };
+  const points = [
+    { ...target, target: true },
+    ...finalized.front.map(({ dir: _, ...p }) => ({ ...p, target: false })),
+  ].sort((a, b) => a.units - b.units);
+  const pareto = paretoOptimal(points);
+  return points.map((p, i) => ({ ...p, pareto: pareto[i]! }));
 }

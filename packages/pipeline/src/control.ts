@@ -12,7 +12,8 @@ export {
   splitWindows,
 } from './calibration.ts';
 export { CalibrationThreads } from './calibration-threads.ts';
-export type { EvalSet, Finalized, StageFailure } from './finalize.ts';
+export { type EvalSet, type Finalized, frontDir, type StageFailure } from './finalize.ts';
+export { frontSearchName, paretoOptimal, runFront } from './front.ts';
 export {
   type EarlierLatency,
   isEarlierLatency,
@@ -37,6 +38,10 @@ export {
 export {
   datasetHeading,
   type EvalDataset,
+  FRONT_CHART_SCRIPT,
+  type FrontPoint,
+  frontSeries,
+  frontText,
   latencyText,
   modelName,
   type PruneReport,
@@ -47,7 +52,7 @@ export {
   type TaskScore,
   targetText,
 } from './report.ts';
-export { planSearch } from './search-space.ts';
+export { planSearch, type SearchPlan } from './search-space.ts';
 export {
   PEERS,
   parseSearchSpec,
@@ -64,6 +69,7 @@ export {
   type SearchProgress,
   type SearchResult,
   type SearchSummary,
+  searchOnce,
   summaryOf,
 } from './searches.ts';
 export { checkContext, checkServiceMaxima } from './spec-limits.ts';

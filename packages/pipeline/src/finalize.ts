@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { resolveDataFile } from '@evop/config';
 import type { SearchSpace } from '@evop/core';
 import { readTask, TASKS, type Tokenizer, type TokenWindows } from '@evop/data';
@@ -22,7 +22,7 @@ import {
   scoreMultipleChoice,
 } from '@evop/runtime';
 import type { ClusteredWindows } from './calibration.ts';
-import type { ReportRow, TaskScore } from './report.ts';
+import type { FrontPoint, ReportRow, TaskScore } from './report.ts';
 import type { SearchSpec } from './search-spec.ts';
 import type { SearchSummary } from './searches.ts';
 
@@ -66,6 +66,8 @@ export interface FinalizeOptions {
   space: SearchSpace;
   /** The spec's search first, then its peers: the first one's best mask is exported. */
   searches: readonly SearchSummary[];
+  /** The front's other points (`runFront`): each best mask exported to `front/<units>-units/` and measured. */
+  front?: readonly SearchSummary[];
   heldOut: ClusteredWindows;
   /** Data sets measured one by one besides the held-out windows as a whole (default: none). */
   datasets?: readonly EvalSet[];
@@ -95,7 +97,12 @@ export interface Finalized {
   failed: StageFailure[];
   /** The onnxruntime that measured these numbers (a worker's, in the service). */
   onnxruntime: string;
+  /** The front's other points by unit count (none without a front), each with its model's folder. */
+  front: (FrontPoint & { dir: string })[];
 }
+
+/** Where a front point's model and mask go, relative to the run's folder. */
+export const frontDir = (units: number) => join('front', `${units}-units`);
 
 /**
  * The last stage: the best mask physically pruned out of the model and written, then the dense model, every
@@ -127,24 +134,39 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
     }
   };
   const main = searches[0]!;
-  mkdirSync(options.outDir, { recursive: true });
-  const path = join(options.outDir, 'model.onnx');
-  // Not kept as a stage result: the file itself says whether it is there.
-  if ((await store.load<string>('export')) !== main.best.mask || !existsSync(path)) {
-    stage(`export: pruning ${space.pruned} of ${space.size} units (${main.best.mask})`);
+  const front = options.front ?? [];
+  /** Writes `mask` pruned out of the model to `path`, unless the stage says that file holds it already. */
+  const exportMask = async (key: string, mask: string, path: string) => {
+    // Not kept as a stage result: the file itself says whether it is there.
+    if ((await store.load<string>(key)) === mask && existsSync(path)) return;
+    const units = space.prunedUnits(mask).length;
+    stage(`export: pruning ${units} of ${space.size} units (${mask})`);
     const t = Date.now();
+    mkdirSync(dirname(path), { recursive: true });
     // Awaited chunk by chunk: a worker writing a pruned model of many GiB goes on renewing its task's lock.
     await writeModelAsync(
-      pruneModel(model.proto, layout, main.best.mask, {
+      pruneModel(model.proto, layout, mask, {
         granularity: spec.granularity,
         sourceSha256: model.sha256,
-        expectedPruned: space.pruned,
+        expectedPruned: units,
       }),
       path,
     );
-    timings.export = (Date.now() - t) / 1000;
-    await store.save('export', main.best.mask);
-  }
+    timings[key] = (Date.now() - t) / 1000;
+    await store.save(key, mask);
+  };
+  const path = join(options.outDir, 'model.onnx');
+  await exportMask('export', main.best.mask, path);
+  const points = front.map((p) => {
+    const units = space.prunedUnits(p.best.mask).length;
+    return {
+      summary: p,
+      units,
+      dir: frontDir(units),
+      path: join(options.outDir, frontDir(units), 'model.onnx'),
+    };
+  });
+  for (const p of points) await exportMask(`export:${p.dir}`, p.summary.best.mask, p.path);
   // The exported file, read back once: evaluated, and timed, as a user would load it.
   const exported = readModel(path);
   const exportedLayout = discoverLayers(exported.proto);
@@ -157,6 +179,9 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
   });
 
   const masks = [dense.allKept, ...searches.map((s) => s.best.mask)];
+  // The front's points are measured on the gated graph with the table's masks (the exported file of the spec's
+  // target checks that the two agree: `consistency`).
+  const frontMasks = points.map((p) => p.summary.best.mask);
   const sets = options.datasets ?? [];
   // A set that is the held-out set itself (a single --data corpus) is measured once; an empty one not at all.
   const measured = (set: EvalSet) => set.windows.count > 0 && set.windows.sha256 !== heldOut.windows.sha256;
@@ -165,10 +190,11 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
       `final evaluation: ${heldOut.windows.count} held-out windows` +
         (sets.length ? `, ${sets.map((d) => `${d.name} (${d.windows.count})`).join(', ')}` : ''),
     );
-    const results = await dense.evaluate(masks, heldOut.windows, { clusterOf: heldOut.clusters, signal });
+    const all = [...masks, ...frontMasks];
+    const results = await dense.evaluate(all, heldOut.windows, { clusterOf: heldOut.clusters, signal });
     const denseBySet: (MaskEvaluation[] | undefined)[] = [];
     for (const set of sets)
-      denseBySet.push(measured(set) ? await dense.evaluate(masks, set.windows, { signal }) : undefined);
+      denseBySet.push(measured(set) ? await dense.evaluate(all, set.windows, { signal }) : undefined);
     // One model's weights in memory at a time: the dense model's sessions go before the pruned file's load.
     await dense.unload();
     // The exported file's graphs are needed once: made in a folder of their own, removed after.
@@ -217,7 +243,20 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
         tasks: {},
       };
     });
-    return { table, consistency: Math.abs(phys!.nllSum - results[1]!.nllSum) / results[1]!.nllSum };
+    const frontNumbers = frontMasks.map((_, j) => {
+      const k = masks.length + j;
+      return {
+        perplexity: perplexity(results[k]!),
+        datasets: sets.map((set, d) =>
+          set.windows.count === 0 ? null : perplexity(measured(set) ? denseBySet[d]![k]! : results[k]!),
+        ),
+      };
+    });
+    return {
+      table,
+      front: frontNumbers,
+      consistency: Math.abs(phys!.nllSum - results[1]!.nllSum) / results[1]!.nllSum,
+    };
   }))!;
   // A run stopped by an earlier evop kept no per-data-set numbers: shown as '-'.
   const table = evaluation.table.map((row) => ({
@@ -253,21 +292,42 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
   }
 
   await dense.unload();
-  const latency = await run(
-    'latency',
-    async () => {
-      stage('latency: prefill and decode, dense vs pruned in alternating rounds');
-      const result = await compareLatency(
-        pool,
-        { path: model.path, layout },
-        { path, layout: exportedLayout },
-        { seqLen: Math.min(spec.seqLen, 128), maxSeconds: pool.config.latencyMaxSeconds, signal },
-      );
-      await pool.unload(model.path, path);
-      return result;
-    },
-    true,
-  );
+  /** Prefill and decode, dense against the exported file at `pruned`, in alternating rounds. */
+  const timed = (key: string, pruned: string, prunedLayout: () => DecoderLayout) =>
+    run(
+      key,
+      async () => {
+        stage(`${key}: prefill and decode, dense vs pruned in alternating rounds`);
+        const result = await compareLatency(
+          pool,
+          { path: model.path, layout },
+          { path: pruned, layout: prunedLayout() },
+          { seqLen: Math.min(spec.seqLen, 128), maxSeconds: pool.config.latencyMaxSeconds, signal },
+        );
+        await pool.unload(model.path, pruned);
+        return result;
+      },
+      true,
+    );
+  const latency = await timed('latency', path, () => exportedLayout);
+  const frontPoints: Finalized['front'] = [];
+  for (const [j, p] of points.entries()) {
+    const mask = p.summary.best.mask;
+    const prunedUnits = space.prunedUnits(mask);
+    frontPoints.push({
+      units: p.units,
+      dir: p.dir,
+      mask,
+      pruned: prunedUnits.map((i) => units[i]!.id),
+      model: join(p.dir, 'model.onnx'),
+      ...evaluation.front[j]!,
+      calibrationFitness: p.summary.best.fitness,
+      evaluations: p.summary.evaluations,
+      params: layout.totalParams - prunedUnits.reduce((n, u) => n + units[u]!.params, 0),
+      latency:
+        (await timed(`latency:${p.dir}`, p.path, () => discoverLayers(readModel(p.path).proto))) ?? null,
+    });
+  }
   return {
     path,
     mask: main.best.mask,
@@ -277,5 +337,6 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
     latency: latency ?? null,
     failed,
     onnxruntime: onnxruntimeVersion(),
+    front: frontPoints,
   };
 }

@@ -4,6 +4,7 @@ import type { DecoderLayout, Unit } from '@evop/onnx';
 import { assembleReport } from './assemble-report.ts';
 import { type Calibration, type ClusteredWindows, calibrate, splitWindows } from './calibration.ts';
 import type { EvalSet, Finalized } from './finalize.ts';
+import { runFront } from './front.ts';
 import { PipelineError } from './pipeline-error.ts';
 import type { PruneReport } from './report.ts';
 import { planSearch } from './search-space.ts';
@@ -30,8 +31,8 @@ export interface PipelineStore {
     stored: StoredCalibration,
     sets: { search: ClusteredWindows; heldOut: ClusteredWindows },
   ): Promise<void>;
-  /** Kept before finalize runs, so that a search is never lost to a later stage. */
-  saveSearched(searches: readonly SearchResult[]): Promise<void>;
+  /** Kept before finalize runs, so that a search is never lost to a later stage: the searches, the front's. */
+  saveSearched(searches: readonly SearchResult[], front: readonly SearchResult[]): Promise<void>;
 }
 
 /** Where a run's model work executes: in this process, or as tasks on workers. */
@@ -59,6 +60,8 @@ export interface PipelineBackend {
 /** What finalize is given by the pipeline. */
 export interface FinalizeStage {
   searches: SearchSummary[];
+  /** The front's other points, by units pruned (empty without a front). */
+  front: SearchSummary[];
   heldOut: ClusteredWindows;
   /** The data sets measured one by one: each corpus's held-out windows, then the out-of-domain sets. */
   datasets: EvalSet[];
@@ -101,6 +104,7 @@ export interface PruneRun {
   units: Unit[];
   space: SearchSpace;
   searches: SearchResult[];
+  front: SearchResult[];
   finalized: Finalized;
   report: PruneReport;
 }
@@ -121,7 +125,8 @@ export async function runPrunePipeline(options: PruneRunOptions): Promise<PruneR
     timings[stage] = (Date.now() - t) / 1000;
     return result;
   };
-  const { units, space } = planSearch(layout, spec);
+  const plan = planSearch(layout, spec);
+  const { units, space } = plan;
 
   await options.stage('calibration');
   let stored = await store.loadCalibration();
@@ -143,21 +148,23 @@ export async function runPrunePipeline(options: PruneRunOptions): Promise<PruneR
   const sets = splitWindows(pool, calibration);
 
   await options.stage('search');
-  const searches = await runSearches({
+  const searchOptions = {
     spec,
-    space,
     ...(await backend.search(sets.search)),
     influence,
     progress: options.progress,
     signal,
-  });
-  await store.saveSearched(searches);
+  };
+  const searches = await runSearches({ ...searchOptions, space });
+  const front = await runFront({ ...searchOptions, spaces: plan.front, main: searches[0]! });
+  await store.saveSearched(searches, front);
 
   const datasets = evalSets(options, calibration, sets.heldOut);
   await options.stage('finalize');
   const finalized = await time('finalize', () =>
     backend.finalize({
       searches: searches.map(summaryOf),
+      front: front.map(summaryOf),
       heldOut: sets.heldOut,
       datasets,
       units,
@@ -175,11 +182,12 @@ export async function runPrunePipeline(options: PruneRunOptions): Promise<PruneR
     calibration,
     influence,
     searches,
+    front,
     modelFile: options.report.modelFile,
     finalized,
     timings: { ...timings, total: (Date.now() - started) / 1000 },
   });
-  return { units, space, searches, finalized, report };
+  return { units, space, searches, front, finalized, report };
 }
 
 /**

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { GenerationRecord, Target } from '@evop/core';
 import type { LatencyComparison } from '@evop/runtime';
 import type { StageFailure } from './finalize.ts';
-import { latencyLines } from './latency-text.ts';
+import { latencyLines, speedupCells } from './latency-text.ts';
 import type { SearchSpec } from './search-spec.ts';
 
 export interface TaskScore {
@@ -36,6 +37,24 @@ export interface ReportRow {
   evaluations: number;
   params: number;
   tasks: Record<string, TaskScore>;
+}
+
+/** A point of the quality–speed front: one target's best mask, its model and what it measured. */
+export interface FrontPoint {
+  /** Units it prunes. */
+  units: number;
+  mask: string;
+  pruned: string[];
+  /** Its model, relative to the run's folder: `model.onnx` for the spec's target, `front/<units>-units/model.onnx`. */
+  model: string;
+  /** Held-out perplexity overall, and on each of `protocol.datasets` (null where it has no windows). */
+  perplexity: number;
+  datasets: (number | null)[];
+  calibrationFitness: number;
+  evaluations: number;
+  params: number;
+  /** Its model against the dense one; null where the measurement failed (named in `failed`). */
+  latency: LatencyComparison | null;
 }
 
 export interface PruneReport {
@@ -75,6 +94,11 @@ export interface PruneReport {
    * `EarlierLatency` here instead, which the renderers also show.
    */
   latency: LatencyComparison | null;
+  /**
+   * The quality–speed front, by units pruned (empty without `spec.front`): the spec's target (`target`) and each of
+   * the front's; `pareto` where no other point is both faster at prefill and lower in held-out perplexity.
+   */
+  front?: (FrontPoint & { target: boolean; pareto: boolean })[];
   /** Stages that failed after the pruned model was written; `evop prune --resume` completes them. */
   failed: StageFailure[];
   versions: Record<string, string>;
@@ -125,18 +149,54 @@ function comparison(report: PruneReport): { columns: string[]; rows: string[][] 
   };
 }
 
-/** The comparison table as aligned text, for the terminal and the README. */
-export function reportTable(report: PruneReport): string {
-  const { columns, rows } = comparison(report);
+/**
+ * The front's cells, a row per point by units pruned: held-out perplexity overall and per data set, parameters,
+ * prefill and decode speedup, whether it is Pareto-optimal, its model's file.
+ */
+function frontCells(report: PruneReport): { columns: string[]; rows: string[][] } {
+  const datasets = report.protocol.datasets ?? [];
+  return {
+    columns: [
+      'units pruned',
+      'held-out ppl',
+      ...datasets.map(datasetHeading),
+      'params',
+      'prefill',
+      'decode',
+      'pareto',
+      'model',
+    ],
+    rows: (report.front ?? []).map((p) => {
+      const speed = speedupCells(p.latency);
+      return [
+        `${p.units}${p.target ? ' (target)' : ''}`,
+        pplText(p.perplexity),
+        ...datasets.map((_, i) => pplText(p.datasets[i])),
+        `${(p.params / 1e6).toFixed(3)}M`,
+        speed.prefill,
+        speed.decode,
+        p.pareto ? 'yes' : '',
+        p.model,
+      ];
+    }),
+  };
+}
+
+/** Cells as aligned text, a header line and a rule above the rows. */
+function textTable({ columns, rows }: { columns: string[]; rows: string[][] }): string {
   const widths = columns.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  return [
-    line(columns),
-    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
-    ...rows.map(line),
-    '',
-    latencyText(report),
-  ].join('\n');
+  return [line(columns), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/** The comparison table as aligned text, for the terminal and the README. */
+export function reportTable(report: PruneReport): string {
+  return [textTable(comparison(report)), '', latencyText(report)].join('\n');
+}
+
+/** The front as aligned text ('' without a front), for the terminal. */
+export function frontText(report: PruneReport): string {
+  return report.front?.length ? textTable(frontCells(report)) : '';
 }
 
 /** The pruned units, each with its PyTorch module where the export names it: the plan to apply elsewhere. */
@@ -217,6 +277,60 @@ function prunedHtml(report: PruneReport): string {
   return `<table id="pruned"><tr><th>unit</th><th>PyTorch module</th><th>parameters</th></tr>${rows.join('')}</table>`;
 }
 
+/** Where the front's chart script is: inlined by report.html, served to the dashboard. */
+export const FRONT_CHART_SCRIPT = fileURLToPath(new URL('./front-chart.js', import.meta.url));
+
+/**
+ * What the front's chart draws (front-chart.js's `front`): per point by units pruned, held-out perplexity overall
+ * and on each data set that differs from it, the median prefill and decode speedup, whether it is Pareto-optimal.
+ */
+export function frontSeries(report: {
+  front?: PruneReport['front'];
+  protocol: { datasets?: EvalDataset[] };
+}) {
+  const points = report.front ?? [];
+  const speed = (l: FrontPoint['latency'], phase: 'prefill' | 'decode') => l?.[phase]?.ratio?.median ?? null;
+  return {
+    units: points.map((p) => p.units),
+    overall: points.map((p) => p.perplexity),
+    // A data set drawn apart where it differs from the overall line (one corpus's held-out windows are all of them).
+    datasets: (report.protocol.datasets ?? [])
+      .map((d, i) => ({ name: d.name, values: points.map((p) => p.datasets[i] ?? null) }))
+      .filter((d) => d.values.some((v, k) => v !== points[k]!.perplexity)),
+    prefill: points.map((p) => speed(p.latency, 'prefill')),
+    decode: points.map((p) => speed(p.latency, 'decode')),
+    pareto: points.map((p) => p.pareto),
+  };
+}
+
+/**
+ * The front's section: held-out perplexity (overall, and per data set where there are several) and measured
+ * prefill / decode speedup against units pruned on two axes, Pareto-optimal points drawn large; then its table.
+ * '' without a front.
+ */
+function frontHtml(report: PruneReport): { section: string; script: string } {
+  const points = report.front ?? [];
+  if (points.length === 0) return { section: '', script: '' };
+  const data = frontSeries(report);
+  const { columns, rows } = frontCells(report);
+  const table = [
+    `<tr>${columns.map((c) => `<th>${escapeHtml(c)}</th>`).join('')}</tr>`,
+    ...rows.map(
+      (cells, i) =>
+        `<tr${points[i]!.pareto ? ' class="pareto"' : ''}>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`,
+    ),
+  ].join('\n');
+  const section = `<h2>Quality–speed front</h2>
+<p>One search per target, each point's best mask exported (<code>evop apply</code> takes its <code>mask.json</code>); held-out
+perplexity (left axis) and measured speed of the pruned model over the dense one (right axis, median ratio) against units
+pruned. Large diamonds: Pareto-optimal points (no other point is both faster at prefill and lower in perplexity).</p>
+<div style="height:340px"><canvas id="front"></canvas></div>
+<table id="front-table">${table}</table>`;
+  const script = `${readFileSync(FRONT_CHART_SCRIPT, 'utf8')}
+drawFront(Chart, document.getElementById('front'), ${JSON.stringify(data).replaceAll('</', '<\\/')});`;
+  return { section, script };
+}
+
 /** The model's name for titles; a report of an earlier evop has only its path. */
 export const modelName = (report: PruneReport) => report.model.name ?? report.model.path;
 
@@ -247,6 +361,7 @@ export function renderReportHtml(report: PruneReport): string {
     .map((f) => `<li><b>${escapeHtml(f.stage)}</b>: ${escapeHtml(f.error)}</li>`)
     .join('');
   const name = escapeHtml(modelName(report));
+  const front = frontHtml(report);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>evop: ${name}</title>
 <style>
@@ -263,9 +378,10 @@ th{text-align:left;background:#f5f5f5}code{font-size:12px}
 .legend .scale{position:relative;width:240px;height:14px;border:1px solid #ccc;margin-bottom:14px}
 .legend .scale span{position:absolute;top:15px;transform:translateX(-50%);font-size:10px}
 .note{font-size:12px;color:#555}
+#front-table tr.pareto td{font-weight:bold}
 </style></head><body>
 <h1>evop: ${name}</h1>
-<p>Pruned ${escapeHtml(targetText(report.spec.target))} at ${report.spec.granularity} granularity with <b>${escapeHtml(main.strategy)}</b>
+<p>Pruned ${escapeHtml(targetText(report.spec.target))}${report.front?.length ? ` (the front: ${report.front.map((p) => p.units).join(', ')} units)` : ''} at ${report.spec.granularity} granularity with <b>${escapeHtml(main.strategy)}</b>
 (seed ${report.spec.seed}, budget ${report.spec.budget}). Model sha256 <code>${report.model.sha256}</code>.
 Protocol: ${report.spec.seqLen}-token windows, ${report.spec.calibration} calibration and ${report.spec.heldOut} held-out windows
 (${report.spec.sampling} sampling, ${report.calibration.clusters.length} clusters), objective ${report.spec.objective}.</p>
@@ -278,6 +394,7 @@ ${heatmapHtml(report, main.history)}
 <p>Held-out perplexity overall (what the methods are compared on) and per data set${datasets ? ` (${datasets})` : ''}; zero-shot accuracy ± standard error in %.</p>
 <table id="comparison">${table}</table>
 <p id="latency">${latencyLines(report.latency).map(escapeHtml).join('<br>\n')}</p>
+${front.section}
 ${failed ? `<h2>Stages that failed</h2><ul>${failed}</ul><p>Complete them with <code>evop prune --resume</code>.</p>` : ''}
 <script>${chartJs()}</script>
 <script>
@@ -286,6 +403,7 @@ new Chart(document.getElementById('fitness'), { type: 'line', data: { labels: s.
   { label: 'best (NLL per token)', data: s.best, borderColor: '#c82828', pointRadius: 1 },
   { label: 'population mean', data: s.mean, borderColor: '#2860c8', pointRadius: 1 } ] },
   options: { maintainAspectRatio: false, animation: false, scales: { x: { title: { display: true, text: 'generation' } } } } });
+${front.script}
 </script></body></html>
 `;
 }

@@ -18,6 +18,15 @@ const target = z.union([
 export const searchSpecSchema = z
   .object({
     target: target.describe('units to prune: {units: N}, {fraction: F} of units or {paramFraction: F}'),
+    /**
+     * More targets, for a quality–speed front: one more search of `strategy` per target (no peers), each seeded
+     * from the best masks of the targets next to it, each best mask exported and measured as `target`'s is.
+     */
+    front: z
+      .array(target)
+      .max(16)
+      .default([])
+      .describe('more targets, each searched, exported and measured: the quality–speed front'),
     granularity: z.enum(['layer', 'sublayer']).default('layer'),
     strategy: z.enum(STRATEGIES).default('evop'),
     objective: z.enum(OBJECTIVES).default('mean'),

@@ -15,21 +15,26 @@ export class Interrupted extends Error {
   override readonly name = 'Interrupted';
 }
 
-/** Where each strategy's checkpoint is kept: files for `evop prune`, Generation rows for the service. */
+/**
+ * Where each search's checkpoint is kept: files for `evop prune`, Generation rows for the service. A search is
+ * named by its strategy, or `strategy@units` for a point of the front (`searchName`).
+ */
 export interface CheckpointStore {
-  load(strategy: StrategyName): Promise<SearchCheckpoint | undefined>;
-  save(strategy: StrategyName, checkpoint: SearchCheckpoint): Promise<void>;
+  load(search: string): Promise<SearchCheckpoint | undefined>;
+  save(search: string, checkpoint: SearchCheckpoint): Promise<void>;
 }
 
 /** Who watches the searches: a terminal bar, or the service's progress events. */
 export interface SearchProgress {
-  start(strategy: StrategyName, total: number): void;
-  generation(strategy: StrategyName, record: GenerationRecord, total: number): void;
+  start(search: string, total: number): void;
+  generation(search: string, record: GenerationRecord, total: number): void;
   stop(): void;
 }
 
 export interface SearchResult {
   name: StrategyName;
+  /** Units its masks prune. */
+  pruned: number;
   best: { mask: string; fitness: number };
   history: GenerationRecord[];
   /** Wall time of this run of the search (a resumed search counts from its resumption). */
@@ -72,36 +77,46 @@ function expectedCost(name: StrategyName, space: SearchSpace, budget: number): n
  * Throws Interrupted when the signal stops a search (its last checkpoint is kept).
  */
 export async function runSearches(options: RunSearchesOptions): Promise<SearchResult[]> {
-  const { spec, space, evaluator, cache, checkpoints, progress, signal } = options;
   const results: SearchResult[] = [];
-  for (const name of strategiesOf(spec)) {
-    const strategy = createStrategy(name, space, {
-      seed: spec.seed,
-      budget: spec.budget,
-      influence: options.influence,
-    });
-    const started = Date.now();
-    const resume = await checkpoints.load(name);
-    const total = expectedCost(name, space, spec.budget);
-    progress.start(name, total);
-    const outcome = await runSearch({
-      strategy,
-      evaluator,
-      objective: spec.objective,
-      cache,
-      signal,
-      ...(resume ? { resume } : {}),
-      checkpoint: (c) => checkpoints.save(name, c),
-      onProgress: (r) => progress.generation(name, r, total),
-    });
-    progress.stop();
-    if (outcome.stopped) throw new Interrupted(`stopped during the ${name} search`);
-    results.push({
-      name,
-      best: outcome.best!,
-      history: outcome.history,
-      seconds: (Date.now() - started) / 1000,
-    });
-  }
+  for (const name of strategiesOf(options.spec))
+    results.push(await searchOnce(options, { name, key: name, space: options.space }));
   return results;
+}
+
+/** One search of a strategy on a space, under its checkpoint key, seeded with `seedMasks` where given. */
+export async function searchOnce(
+  options: Omit<RunSearchesOptions, 'space'>,
+  search: { name: StrategyName; key: string; space: SearchSpace; seedMasks?: string[] },
+): Promise<SearchResult> {
+  const { spec, evaluator, cache, checkpoints, progress, signal } = options;
+  const { name, key, space } = search;
+  const strategy = createStrategy(name, space, {
+    seed: spec.seed,
+    budget: spec.budget,
+    influence: options.influence,
+    ...(search.seedMasks ? { seedMasks: search.seedMasks } : {}),
+  });
+  const started = Date.now();
+  const resume = await checkpoints.load(key);
+  const total = expectedCost(name, space, spec.budget);
+  progress.start(key, total);
+  const outcome = await runSearch({
+    strategy,
+    evaluator,
+    objective: spec.objective,
+    cache,
+    signal,
+    ...(resume ? { resume } : {}),
+    checkpoint: (c) => checkpoints.save(key, c),
+    onProgress: (r) => progress.generation(key, r, total),
+  });
+  progress.stop();
+  if (outcome.stopped) throw new Interrupted(`stopped during the ${key} search`);
+  return {
+    name,
+    pruned: space.pruned,
+    best: outcome.best!,
+    history: outcome.history,
+    seconds: (Date.now() - started) / 1000,
+  };
 }

@@ -50,6 +50,12 @@ export const embedTask = z.object({
 export type EmbedTask = z.infer<typeof embedTask>;
 export const embedResult = z.array(z.number());
 
+const searchSummary = z.object({
+  name: z.string(),
+  best: z.object({ mask, fitness: z.number() }),
+  evaluations: z.number().int().min(0),
+});
+
 /** The finalize stage: export the best mask, evaluate it and the peers' on the held-out windows, time both. */
 export const exportTask = z.object({
   jobId: z.string().min(1),
@@ -65,23 +71,20 @@ export const exportTask = z.object({
   datasets: z
     .array(z.object({ name: z.string().min(1), domain: z.enum(['in', 'out']), windowsSha256: sha256 }))
     .default([]),
-  searches: z
-    .array(
-      z.object({
-        name: z.string(),
-        best: z.object({ mask, fitness: z.number() }),
-        evaluations: z.number().int().min(0),
-      }),
-    )
-    .min(1),
+  searches: z.array(searchSummary).min(1),
+  /** The front's other points (finalize's `front`): each exported and uploaded with a manifest of its own. */
+  front: z.array(searchSummary).default([]),
 });
 export type ExportTask = z.infer<typeof exportTask>;
 
 /** A task's model: its manifest and its stored layout. */
 export type ModelRef = Pick<FitnessTask, 'modelSha256' | 'layoutSha256'>;
 
-/** The finalize stage's numbers, and the pruned model's manifest artifact, uploaded to the API. */
-export type ExportResult = Omit<Finalized, 'path'> & { modelManifestSha256: string };
+/** The finalize stage's numbers, and the pruned models' manifest artifacts (each front point's too), uploaded. */
+export type ExportResult = Omit<Finalized, 'path' | 'front'> & {
+  modelManifestSha256: string;
+  front: (Omit<Finalized['front'][number], 'dir'> & { modelManifestSha256: string })[];
+};
 
 const estimate = z.object({ median: z.number(), low: z.number(), high: z.number() });
 const phaseComparison = z
@@ -105,6 +108,11 @@ const exportResultShape = z.object({
     .nullable(),
   failed: z.array(z.object({ stage: z.string(), error: z.string() })),
   onnxruntime: z.string(),
+  front: z.array(
+    z
+      .object({ units: z.number().int().min(1), mask, model: z.string(), modelManifestSha256: sha256 })
+      .passthrough(),
+  ),
 });
 export const exportResult = z.custom<ExportResult>((v) => exportResultShape.safeParse(v).success, {
   message: 'not an export result',

@@ -2,12 +2,14 @@ import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import { ArtifactError, ArtifactTooLargeError, parseManifest } from '@evop/data';
 import type { Result } from '@evop/db';
-import { type PruneReport, renderReportHtml } from '@evop/pipeline/control';
+import { frontDir, type PruneReport, renderReportHtml } from '@evop/pipeline/control';
+import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { recordArtifact } from '../artifact-records.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, notFound } from '../problem.ts';
+import { resultPoints } from '../result-points.ts';
 import { idParams } from '../views.ts';
 
 const shaParams = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex sha256') });
@@ -15,7 +17,9 @@ const shaParams = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a lower
 const resultFiles = z.object({
   files: z.array(
     z.object({
-      name: z.string().describe('the file name to save it as'),
+      name: z
+        .string()
+        .describe('the file to save it as, relative to the result folder (front/6-units/model.onnx)'),
       sha256: z.string().describe('lowercase hex sha256 of the bytes its url answers'),
       bytes: z.number().int(),
       url: z.string().describe('its download route, relative to the API'),
@@ -96,6 +100,28 @@ export const artifactRoutes =
       return job.result;
     };
 
+    /** A file of a result's model, as a download. */
+    const sendModelFile = async (
+      manifestSha256: string,
+      fileName: string,
+      reply: FastifyReply,
+      what = 'the pruned model',
+    ) => {
+      const manifest = parseManifest(store.read(manifestSha256));
+      const file = manifest.files.find((f) => f.name === fileName);
+      if (!file)
+        throw new ApiError(
+          404,
+          'Not Found',
+          `file: ${what} has ${manifest.files.map((f) => f.name).join(', ')}, not '${fileName}'`,
+        );
+      const stream = await sendArtifact(file.sha256, reply);
+      return reply
+        .type('application/octet-stream')
+        .header('content-disposition', `attachment; filename="${file.name}"`)
+        .send(stream);
+    };
+
     app.get(
       '/v1/jobs/:id/artifacts/:file',
       {
@@ -107,19 +133,37 @@ export const artifactRoutes =
       },
       async (request, reply) => {
         const result = await succeeded(request.params.id, request.tenantId);
-        const manifest = parseManifest(store.read(result.modelManifestSha256));
-        const file = manifest.files.find((f) => f.name === request.params.file);
-        if (!file)
+        return sendModelFile(result.modelManifestSha256, request.params.file, reply);
+      },
+    );
+
+    app.get(
+      '/v1/jobs/:id/front/:units/artifacts/:file',
+      {
+        schema: {
+          summary: "Download a file of the pruned model at one point of the job's quality–speed front",
+          description:
+            "A job with `spec.front` has a model per target: the spec's own target at /v1/jobs/:id/artifacts, each " +
+            "other one here, by the units it prunes (report.json's `front` lists them).",
+          tags: ['jobs'],
+          params: idParams.extend({
+            units: z.coerce.number().int().min(1),
+            file: z.string().min(1).max(200),
+          }),
+        },
+      },
+      async (request, reply) => {
+        const { id, units, file } = request.params;
+        const points = resultPoints(await succeeded(id, request.tenantId));
+        const point = points.find((p) => p.units === units);
+        if (!point)
           throw new ApiError(
             404,
             'Not Found',
-            `file: the pruned model has ${manifest.files.map((f) => f.name).join(', ')}, not '${request.params.file}'`,
+            `units: the job's front has points at ${points.map((p) => p.units).join(', ') || 'no units (it has no front)'}` +
+              `, not ${units}`,
           );
-        const stream = await sendArtifact(file.sha256, reply);
-        return reply
-          .type('application/octet-stream')
-          .header('content-disposition', `attachment; filename="${file.name}"`)
-          .send(stream);
+        return sendModelFile(point.modelManifestSha256, file, reply, `the model pruning ${units} units`);
       },
     );
 
@@ -129,8 +173,9 @@ export const artifactRoutes =
         schema: {
           summary: "The files of a job's result, each with its size and sha256",
           description:
-            'Every file of the pruned model (model.onnx, its external data), then report.json and report.html: ' +
-            'what a client downloads to have the whole result, and the sha256 to check each one against.',
+            'Every file of the pruned model (model.onnx, its external data), then report.json and report.html, ' +
+            "then each front point's model files as front/<units>-units/<file>: what a client downloads to have " +
+            'the whole result, and the sha256 to check each one against.',
           tags: ['jobs'],
           params: idParams,
           response: { 200: resultFiles },
@@ -139,23 +184,31 @@ export const artifactRoutes =
       async (request) => {
         const { id } = request.params;
         const result = await succeeded(id, request.tenantId);
-        const manifest = parseManifest(store.read(result.modelManifestSha256));
         const report = (name: string, bytes: Buffer) => ({
           name,
           sha256: sha256Of(bytes),
           bytes: bytes.length,
           url: `/v1/jobs/${id}/${name}`,
         });
+        const modelFiles = (manifestSha256: string, prefix: string, route: string) =>
+          parseManifest(store.read(manifestSha256)).files.map((f) => ({
+            name: `${prefix}${f.name}`,
+            sha256: f.sha256,
+            bytes: f.bytes,
+            url: `${route}/${encodeURIComponent(f.name)}`,
+          }));
         return {
           files: [
-            ...manifest.files.map((f) => ({
-              name: f.name,
-              sha256: f.sha256,
-              bytes: f.bytes,
-              url: `/v1/jobs/${id}/artifacts/${encodeURIComponent(f.name)}`,
-            })),
+            ...modelFiles(result.modelManifestSha256, '', `/v1/jobs/${id}/artifacts`),
             report('report.json', reportJson(result)),
             report('report.html', reportHtml(result)),
+            ...resultPoints(result).flatMap((p) =>
+              modelFiles(
+                p.modelManifestSha256,
+                `${frontDir(p.units)}/`,
+                `/v1/jobs/${id}/front/${p.units}/artifacts`,
+              ),
+            ),
           ],
         };
       },

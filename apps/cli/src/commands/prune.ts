@@ -2,7 +2,13 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { OBJECTIVES, STRATEGIES } from '@evop/core';
 import { TASKS } from '@evop/data';
-import { SEARCH_SPEC_DEFAULTS as DEFAULTS, Interrupted, prunedText, reportTable } from '@evop/pipeline';
+import {
+  SEARCH_SPEC_DEFAULTS as DEFAULTS,
+  frontText,
+  Interrupted,
+  prunedText,
+  reportTable,
+} from '@evop/pipeline';
 import { Command, Option } from 'commander';
 import { readJson, writeJson } from '../atomic-json.ts';
 import { CliError } from '../cli-error.ts';
@@ -52,12 +58,14 @@ export async function prune(options: RawOptions): Promise<number> {
       report: join(out, 'report.html'),
       reportJson: join(out, 'report.json'),
     };
+    const front = (report.front ?? []).map((p) => ({ ...p, model: join(out, p.model) }));
     if (options.json) {
       const { result, table, latency, failed } = report;
-      process.stdout.write(`${JSON.stringify({ files, result, table, latency, failed }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ files, result, table, latency, front, failed }, null, 2)}\n`);
     } else
       process.stdout.write(
         `${reportTable(report)}\n\npruned: ${prunedText(report)}\n` +
+          (front.length ? `\nquality–speed front:\n${frontText(report)}\n\n` : '') +
           `pruned model: ${files.model}\nreport: ${files.report}\n`,
       );
     if (report.failed.length === 0) return 0;
@@ -85,8 +93,16 @@ export async function prune(options: RawOptions): Promise<number> {
  */
 export function specOptions(): Option[] {
   return [
-    new Option('--remove <units>', 'units to prune (give this or --sparsity)').argParser(integer(1)),
+    new Option('--remove <units>', 'units to prune (give this, --sparsity or --targets)').argParser(
+      integer(1),
+    ),
     new Option('--sparsity <fraction>', 'fraction of the units to prune, between 0 and 1').argParser(decimal),
+    new Option(
+      '--targets <list>',
+      'a quality–speed front: targets as units or fractions, comma-separated (2,4,6,8); the first is the run’s own ' +
+        'target (model.onnx, compared with the peers), each other one is searched too, seeded from its neighbours, ' +
+        'and written to front/<units>-units/',
+    ),
     new Option('--granularity <unit>', 'what a unit is: a whole decoder layer, or its attention / MLP block')
       .choices(['layer', 'sublayer'])
       .default(DEFAULTS.granularity),
@@ -163,9 +179,11 @@ export function pruneCommand(): Command {
 Examples:
   evop prune --model model.onnx --data corpus.txt --sparsity 0.25 --out my-run
   evop prune --model model.onnx --data corpus.txt --remove 8 --granularity sublayer --baselines --tasks piqa
+  evop prune --model model.onnx --data corpus.txt --targets 4,2,6,8 --out my-front
   evop prune --resume my-run
 
---out then holds model.onnx (the pruned model), mask.json (for evop apply), report.json and report.html.`,
+--out then holds model.onnx (the pruned model), mask.json (for evop apply), report.json and report.html; with
+--targets also front/<units>-units/model.onnx and mask.json for each other target.`,
     )
     .action(run(async (_args, options) => prune(options)));
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ApiClient, ApiUnavailable } from './api-client.ts';
@@ -62,9 +62,12 @@ export async function downloadFiles(api: ApiClient, files: ResultFile[], out: st
   );
   try {
     for (const file of files) {
-      // A listed name is a plain file name: nothing may land outside `out`.
-      if (basename(file.name) !== file.name || file.name.startsWith('.'))
+      // A listed name is a relative path of plain names (front/6-units/model.onnx): nothing lands outside `out`.
+      if (
+        !file.name.split('/').every((part) => part !== '' && !part.startsWith('.') && basename(part) === part)
+      )
         throw new DownloadMismatch(`the service lists a file named '${file.name}'; refusing to write it`);
+      mkdirSync(dirname(join(staging, file.name)), { recursive: true });
       for (let attempt = 1; ; attempt++) {
         try {
           const got = await receive(api, file, join(staging, file.name), progress);
@@ -83,6 +86,7 @@ export async function downloadFiles(api: ApiClient, files: ResultFile[], out: st
     progress.finish();
     return files.map((file) => {
       const path = join(out, file.name);
+      mkdirSync(dirname(path), { recursive: true });
       renameSync(join(staging, file.name), path);
       return path;
     });

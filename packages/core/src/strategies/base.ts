@@ -85,8 +85,11 @@ export interface EvolutionOptions {
   budget: number;
   /** Stop after this many generations without a better mask (default 20). */
   patience: number;
-  /** Per-unit block influence (1 − cosine): when given, the search starts from ShortGPT's mask. */
-  seedInfluence?: readonly number[];
+  /**
+   * Masks of this space the search starts from (ShortGPT's mask, a neighbouring target's best mask moved to this
+   * count): the first is measured first, and evop fills half its first population with their mutations.
+   */
+  seedMasks?: readonly string[];
   seed: number;
 }
 

@@ -134,14 +134,14 @@ export class EvopStrategy extends BaseStrategy {
   }
 
   private initialMasks(): string[] {
-    const { population, seedInfluence } = this.options;
-    const masks = new Set<string>();
-    if (seedInfluence) {
-      const seeded = this.space.lowest(seedInfluence);
-      masks.add(seeded);
-      for (let tries = 0; masks.size < population / 2 && tries < population * 20; tries++)
-        masks.add(this.space.mutate(seeded, swapCount(this.rng), this.rng));
-    }
+    const { population, seedMasks = [] } = this.options;
+    const masks = new Set<string>(seedMasks.slice(0, population));
+    for (
+      let tries = 0;
+      seedMasks.length > 0 && masks.size < population / 2 && tries < population * 20;
+      tries++
+    )
+      masks.add(this.space.mutate(this.rng.pick(seedMasks), swapCount(this.rng), this.rng));
     for (
       let tries = 0;
       masks.size < Math.min(population, this.space.maskCount) && tries < population * 50;

@@ -40,9 +40,9 @@ export class EvopressStrategy extends BaseStrategy {
   }
 
   ask(): Candidate[] {
-    const { lambda, survivors, lowFidelity, budget, seedInfluence } = this.options;
+    const { lambda, survivors, lowFidelity, budget, seedMasks } = this.options;
     if (this.phase === 'init') {
-      const start = seedInfluence ? this.space.lowest(seedInfluence) : this.space.randomMask(this.rng);
+      const start = seedMasks?.[0] ?? this.space.randomMask(this.rng);
       return this.propose([start], 1);
     }
     if (this.phase === 'select')
