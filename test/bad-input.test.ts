@@ -38,6 +38,7 @@ const SPEC_FIELDS = [
   'tasks',
   'taskLimit',
   'baselines',
+  'front',
 ];
 const junk = fc.oneof(
   fc.string(),
@@ -65,6 +66,11 @@ test('500 generated invalid job specs are each answered 4xx problem+json naming 
       .integer({ min: 10, max: 1e6 })
       .map((units) => ({ ...valid, target: { units } })),
     fc.constant({ ...valid, target: undefined }),
+    // a front target the model cannot meet, or one the spec's target already is
+    fc
+      .integer({ min: 10, max: 1e6 })
+      .map((units) => ({ ...valid, front: [{ units: 1 }, { units }] })),
+    fc.constant({ ...valid, front: [valid.target] }),
   );
   // Keys of the same tenant in turn: each stays under the rate limit (100 requests a minute per key).
   const keys = [api, ...(await Promise.all(Array.from({ length: 9 }, () => service.client('acme'))))];

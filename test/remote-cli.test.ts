@@ -11,7 +11,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { artifactDirOf } from '@evop/cli';
@@ -198,9 +198,16 @@ test('submit: the spec of the prune flags; the same Idempotency-Key gives the sa
 
 test('watch follows the job across an API restart and exits 0 when it succeeds', async () => {
   // A job of its own, just submitted, on windows no other job scored (no fitness-cache hits): still running when the
-  // API goes away. (The submit test's job may have ended by now; watch would then only replay it.)
+  // API goes away. (The submit test's job may have ended by now; watch would then only replay it.) It has a front:
+  // 3 units, and 2.
   const longer = SPEC_FLAGS.map((a, i) =>
-    SPEC_FLAGS[i - 1] === '--remove' ? '3' : SPEC_FLAGS[i - 1] === '--calibration' ? '12' : a,
+    a === '--remove'
+      ? '--targets'
+      : SPEC_FLAGS[i - 1] === '--remove'
+        ? '3,2'
+        : SPEC_FLAGS[i - 1] === '--calibration'
+          ? '12'
+          : a,
   );
   const fresh = await evopJson<{ id: string }>([
     'submit',
@@ -231,6 +238,7 @@ test('watch follows the job across an API restart and exits 0 when it succeeds',
   const human = await evop(['status', jobId]);
   assert.match(human.stdout, new RegExp(`^${jobId}  succeeded`));
   assert.match(human.stdout, /\| dense/);
+  assert.match(human.stdout, /quality–speed front:\n\| units pruned .*\n.*\n\| 2 .*front\/2-units\/model\.onnx/);
 });
 
 test("download: every file of the result, byte for byte the API's and checked; a corrupt one writes nothing", async () => {
@@ -241,10 +249,17 @@ test("download: every file of the result, byte for byte the API's and checked; a
     '--out',
     out,
   ]);
-  // The source model kept its weights in external data: so does the pruned one.
+  // The source model kept its weights in external data: so does the pruned one, and the front's other point's.
   assert.deepEqual(
     files.map((f) => f.name),
-    ['model.onnx', 'model.onnx.data', 'report.json', 'report.html'],
+    [
+      'model.onnx',
+      'model.onnx.data',
+      'report.json',
+      'report.html',
+      'front/2-units/model.onnx',
+      'front/2-units/model.onnx.data',
+    ],
   );
   for (const file of files) {
     const written = readFileSync(join(out, file.name));
@@ -252,7 +267,19 @@ test("download: every file of the result, byte for byte the API's and checked; a
     assert.ok(written.equals(await apiBytes(file.url)), `${file.name}: the API's bytes`);
     assert.equal(sha256(written), file.sha256);
   }
-  assert.deepEqual(readdirSync(out).sort(), files.map((f) => f.name).sort(), 'no staging folder left');
+  assert.deepEqual(
+    readdirSync(out, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => relative(out, join(e.parentPath, e.name)))
+      .sort(),
+    files.map((f) => f.name).sort(),
+    'no staging folder left',
+  );
+  assert.ok(
+    readModel(join(out, 'front', '2-units', 'model.onnx')).proto.graph.initializer.length >
+      readModel(join(out, 'model.onnx')).proto.graph.initializer.length,
+    'the 2-unit point keeps more weights than the 3-unit target',
+  );
   // The files make a model: the .onnx file finds its weights beside it.
   const source = readModel(join(home, 'stories260K', 'model.onnx')).proto.graph.initializer.length;
   assert.ok(readModel(join(out, 'model.onnx')).proto.graph.initializer.length < source, 'pruned weights');

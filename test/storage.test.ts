@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
+import { serializeManifest } from '@evop/data';
 import type { ServiceClient } from './service-client.ts';
 import { data, type Service, SMALL_SPEC, startService, uploadModel } from './service-fixture.ts';
 
@@ -152,4 +153,84 @@ test('DELETE is refused while a job uses a model or dataset, and a running job; 
   // No tenant holds anything now (the tests before deleted what they made): the store is empty.
   await storeBecomes([]);
   assert.deepEqual(storedFiles('staging'), []);
+});
+
+test("a finished job's models, its front's too, are kept by the collection until the job is deleted", async () => {
+  const modelId = await uploadModel(api, 'stories260K', data.model);
+  const dataset = await api.upload('/v1/datasets', { name: 'stories' }, { file: [data.stories] });
+  const job = await api.request('POST', '/v1/jobs', {
+    modelId,
+    datasetId: dataset.json.id,
+    spec: { ...SMALL_SPEC, front: [{ units: 1 }] },
+  });
+  assert.equal(job.status, 202, JSON.stringify(job.json));
+  const jobId = job.json.id as string;
+  // A result as a worker leaves it (no worker runs here): each model's file and manifest, stored as workers store them.
+  const put = async (bytes: Buffer) => {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const r = await fetch(`${service.stack.apiUrl}/internal/artifacts/${sha256}`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Bearer ${service.stack.serviceToken}`,
+        'content-type': 'application/octet-stream',
+      },
+      body: bytes,
+    });
+    assert.equal(r.status, 201);
+    return sha256;
+  };
+  const model = async () => {
+    const bytes = randomBytes(2048);
+    const file = await put(bytes);
+    return {
+      file,
+      manifest: await put(
+        Buffer.from(
+          serializeManifest({ files: [{ name: 'model.onnx', sha256: file, bytes: bytes.length }] }),
+        ),
+      ),
+    };
+  };
+  const target = await model();
+  const point = await model();
+  await service.db.db.$transaction([
+    service.db.db.job.update({ where: { id: jobId }, data: { status: 'succeeded', finishedAt: new Date() } }),
+    service.db.db.result.create({
+      data: {
+        jobId,
+        mask: '1110111011',
+        modelManifestSha256: target.manifest,
+        report: JSON.stringify({
+          protocol: { datasets: [] },
+          table: [],
+          latency: null,
+          result: { pruned: ['attn1', 'attn3'], consistency: 0 },
+        }),
+        points: [{ units: 1, mask: '1111111011', modelManifestSha256: point.manifest }],
+      },
+    }),
+  ]);
+  const stored = (sha256: string) => join(apiDir, 'artifacts', sha256.slice(0, 2), sha256);
+  const results = [target.file, target.manifest, point.file, point.manifest].map(stored);
+  // A collection (each deletion runs one) removes a file nobody names, and keeps every file of both models.
+  const unnamed = stored(await put(randomBytes(1024)));
+  const spare = await api.request('POST', '/v1/jobs', {
+    modelId,
+    datasetId: dataset.json.id,
+    spec: SMALL_SPEC,
+  });
+  assert.equal((await api.request('POST', `/v1/jobs/${spare.json.id}/cancel`)).status, 202);
+  await api.waitFor(spare.json.id, (j) => j.status === 'cancelled', 60_000);
+  assert.equal((await api.request('DELETE', `/v1/jobs/${spare.json.id}`)).status, 204);
+  for (let end = Date.now() + 30_000; storedFiles().includes(unnamed); )
+    if (Date.now() > end) assert.fail('the collection did not run within 30 s');
+    else await new Promise((r) => setTimeout(r, 200));
+  for (const path of results) assert.ok(storedFiles().includes(path), path);
+  const download = await api.request('GET', `/v1/jobs/${jobId}/front/1/artifacts/model.onnx`);
+  assert.equal(download.status, 200);
+  // Once the job is deleted, nothing names its models: they go with it.
+  assert.equal((await api.request('DELETE', `/v1/jobs/${jobId}`)).status, 204);
+  assert.equal((await api.request('DELETE', `/v1/models/${modelId}`)).status, 204);
+  assert.equal((await api.request('DELETE', `/v1/datasets/${dataset.json.id}`)).status, 204);
+  await storeBecomes([]);
 });

@@ -56,14 +56,23 @@ export function searchSpecOf(options: RawOptions): SearchSpec {
 }
 
 /**
- * `--targets`' list: each item a number of units (an integer) or a fraction of the units (between 0 and 1), as
- * `--remove` and `--sparsity` take them.
+ * `--targets`' list: each item a number of units (an integer), a fraction of the units (between 0 and 1), as
+ * `--remove` and `--sparsity` take them, or a range of unit counts `FROM-TO` or `FROM-TO:STEP` (2-8:2 is 2,4,6,8).
  */
 function targetList(list: string): ({ units: number } | { fraction: number })[] {
-  const items = list.split(',').map((t) => t.trim());
+  const items = list.split(',').flatMap((item) => {
+    const range = /^\s*(\d+)\s*-\s*(\d+)\s*(?::\s*(\d+)\s*)?$/.exec(item);
+    if (!range) return [item.trim()];
+    const [from, to, step] = [Number(range[1]), Number(range[2]), Number(range[3] ?? 1)];
+    if (from < 1 || to <= from || step < 1)
+      throw new CliError(
+        `--targets: '${item.trim()}' is not a range FROM-TO[:STEP] of unit counts, FROM ≥ 1 < TO`,
+      );
+    return Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => String(from + i * step));
+  });
   if (items.length < 2 || items.some((t) => t === ''))
     throw new CliError(
-      `--targets: '${list}' is not a list of two or more targets, such as 2,4,6,8 or 0.1,0.2`,
+      `--targets: '${list}' is not a list of two or more targets, such as 2,4,6,8, 0.1,0.2 or 2-8:2`,
     );
   return items.map((item) => {
     const value = Number(item);

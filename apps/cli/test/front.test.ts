@@ -92,6 +92,12 @@ test('bad --targets exit with code 2 naming the list item', async () => {
   const out = tempDir();
   const cases: [string[], RegExp][] = [
     [frontPrune(join(out, 'a'), '2'), /--targets: '2' is not a list of two or more targets/],
+    [frontPrune(join(out, 'r'), '4-2'), /--targets: '4-2' is not a range FROM-TO\[:STEP\] of unit counts/],
+    // 2-10:4 is 2, 6, 10: ten units are the whole model.
+    [
+      frontPrune(join(out, 's'), '2-10:4'),
+      /--targets: target 3 of the list: 10 units to prune, but the model has only 10/,
+    ],
     [frontPrune(join(out, 'b'), '2,x'), /--targets: 'x' is neither a number of units nor a fraction/],
     [
       frontPrune(join(out, 'c'), '2,4,4'),

@@ -58,17 +58,19 @@ test('npm pack gives an evop that installs and runs without the repository, path
   assert.match(inspect.stdout, /model\.layers\.0\.self_attn/);
 
   const prune = evop(
-    ...['prune', '--model', 'model/model.onnx', '--data', 'corpus.txt', '--remove', '2'],
+    ...['prune', '--model', 'model/model.onnx', '--data', 'corpus.txt', '--targets', '2,1'],
     ...['--granularity', 'sublayer', '--budget', '40', '--calibration', '4', '--held-out', '4'],
     ...['--seq-len', '64', '--clusters', '2', '--out', 'run', '--quiet', '--json'],
   );
   assert.equal(prune.status, 0, prune.stderr);
   const result = JSON.parse(prune.stdout);
   assert.equal(result.files.model, join(home, 'run', 'model.onnx'));
-  for (const file of ['model.onnx', 'mask.json', 'report.json', 'report.html'])
+  for (const file of ['model.onnx', 'mask.json', 'report.json', 'report.html', 'front/1-units/model.onnx'])
     assert.ok(existsSync(join(home, 'run', file)), file);
   assert.equal(result.result.pruned.length, 2);
-  assert.match(readFileSync(join(home, 'run', 'report.html'), 'utf8'), /Chart\.js v\d/, 'chart.js inlined');
+  const html = readFileSync(join(home, 'run', 'report.html'), 'utf8');
+  assert.match(html, /Chart\.js v\d/, 'chart.js inlined');
+  assert.match(html, /function drawFront\(/, 'the front chart inlined');
 
   // The service is not part of the installed command: it says where it runs instead of failing obscurely.
   const stack = evop('stack');

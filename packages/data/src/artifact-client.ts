@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
+import { networkReason, Unavailable, withRetries } from '@evop/config';
 import { ArtifactError, type ArtifactStore } from './artifact-store.ts';
 import { linkFiles, type ModelFile } from './model-manifest.ts';
 
@@ -10,7 +11,14 @@ export interface ArtifactClientOptions {
   apiUrl: string;
   /** The service token the API's /internal routes require (EVOP_SERVICE_TOKEN). */
   token: string;
+  /**
+   * Waits before each new try of a request the API did not answer, or answered with a 5xx (default about 30 s in
+   * all: an API restarting on a loaded machine; a task's own retries come after these).
+   */
+  retryDelaysMs?: readonly number[];
 }
+
+const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000];
 
 /**
  * Artifacts for coordinators and workers: served from the local cache when present and intact, otherwise
@@ -39,7 +47,9 @@ export class ArtifactClient {
     } catch (err) {
       if (!(err instanceof ArtifactError)) throw err;
     }
-    const response = await fetch(this.url(sha256), { headers: this.headers });
+    const response = await this.request(`fetching artifact ${sha256}`, () =>
+      fetch(this.url(sha256), { headers: this.headers }),
+    );
     if (response.status === 404) throw new ArtifactError(sha256, 'missing');
     if (!response.ok || !response.body)
       throw new Error(`fetching artifact ${sha256}: HTTP ${response.status} ${await response.text()}`);
@@ -77,13 +87,34 @@ export class ArtifactClient {
   }
 
   private async send(sha256: string): Promise<void> {
-    const response = await fetch(this.url(sha256), {
-      method: 'PUT',
-      headers: { ...this.headers, 'content-type': 'application/octet-stream' },
-      body: Readable.toWeb(createReadStream(this.store.storedPath(sha256))) as never,
-      duplex: 'half',
-    } as RequestInit);
+    // The body is opened again for each try: a stream is read once.
+    const response = await this.request(`uploading artifact ${sha256}`, () =>
+      fetch(this.url(sha256), {
+        method: 'PUT',
+        headers: { ...this.headers, 'content-type': 'application/octet-stream' },
+        body: Readable.toWeb(createReadStream(this.store.storedPath(sha256))) as never,
+        duplex: 'half',
+      } as RequestInit),
+    );
     if (!response.ok)
       throw new Error(`uploading artifact ${sha256}: HTTP ${response.status} ${await response.text()}`);
+  }
+
+  /** A request to the API, tried again while it is not answered or answers 5xx (an API restarting). */
+  private request(what: string, send: () => Promise<Response>): Promise<Response> {
+    return withRetries(
+      async () => {
+        let response: Response;
+        try {
+          response = await send();
+        } catch (err) {
+          throw new Unavailable(`${what}: cannot reach ${this.options.apiUrl} (${networkReason(err)})`);
+        }
+        if (response.status >= 500)
+          throw new Unavailable(`${what}: HTTP ${response.status} ${await response.text()}`);
+        return response;
+      },
+      { delaysMs: this.options.retryDelaysMs ?? RETRY_DELAYS_MS },
+    );
   }
 }

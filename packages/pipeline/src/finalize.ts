@@ -121,6 +121,8 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
   const run = async <T>(name: string, fn: () => Promise<T>, optional = false): Promise<T | undefined> => {
     const saved = await store.load<T>(name);
     if (saved !== undefined) return saved;
+    // A stop (Ctrl-C, a cancelled job) takes effect between steps, not only inside the evaluator's batches.
+    signal.throwIfAborted();
     const t = Date.now();
     try {
       const result = await fn();
@@ -139,6 +141,7 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
   const exportMask = async (key: string, mask: string, path: string) => {
     // Not kept as a stage result: the file itself says whether it is there.
     if ((await store.load<string>(key)) === mask && existsSync(path)) return;
+    signal.throwIfAborted();
     const units = space.prunedUnits(mask).length;
     stage(`export: pruning ${units} of ${space.size} units (${mask})`);
     const t = Date.now();

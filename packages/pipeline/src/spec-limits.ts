@@ -27,6 +27,14 @@ export function checkServiceMaxima(spec: SearchSpec, maxima: Maxima): void {
   for (const { field, of, setting, variable } of MAXIMA)
     if (of(spec) > maxima[setting])
       throw new PipelineError(field, `at most ${maxima[setting]} on this service (${variable})`);
+  // Each front target is one more search of `budget` evaluations (a spec of an earlier evop has no front).
+  const searches = 1 + (spec.front ?? []).length;
+  if (searches > 1 && spec.budget * searches > maxima.maxBudget)
+    throw new PipelineError(
+      'budget',
+      `${spec.budget} per target × ${searches} targets = ${spec.budget * searches} evaluations, at most ` +
+        `${maxima.maxBudget} on this service (EVOP_MAX_BUDGET)`,
+    );
   const windows = spec.calibration + spec.heldOut;
   if (windows > maxima.maxWindows)
     // The larger of the two is the one to lower.

@@ -61,6 +61,11 @@ test("a service's maxima: each refused past it naming the field and its variable
     [{ budget: 5001 }, 'budget', /at most 5000 .*EVOP_MAX_BUDGET/],
     [{ taskLimit: 301 }, 'taskLimit', /at most 300 .*EVOP_MAX_TASK_LIMIT/],
     [
+      { budget: 2000, front: [{ units: 2 }, { units: 3 }] },
+      'budget',
+      /^2000 per target × 3 targets = 6000 evaluations, at most 5000 on this service \(EVOP_MAX_BUDGET\)$/,
+    ],
+    [
       { calibration: 61 },
       'calibration',
       /calibration 61 \+ heldOut 40 = 101 windows, at most 100 .*EVOP_MAX_WINDOWS/,

@@ -99,7 +99,8 @@ export function specOptions(): Option[] {
     new Option('--sparsity <fraction>', 'fraction of the units to prune, between 0 and 1').argParser(decimal),
     new Option(
       '--targets <list>',
-      'a quality–speed front: targets as units or fractions, comma-separated (2,4,6,8); the first is the run’s own ' +
+      'a quality–speed front: targets as units or fractions, comma-separated (2,4,6,8), or a range of units ' +
+        '(2-8:2); the first is the run’s own ' +
         'target (model.onnx, compared with the peers), each other one is searched too, seeded from its neighbours, ' +
         'and written to front/<units>-units/',
     ),

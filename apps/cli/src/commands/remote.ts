@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { PruneReport } from '@evop/pipeline';
-import { reportTable } from '@evop/pipeline';
+import { frontText, reportTable } from '@evop/pipeline';
 import { Command, Option } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { integer, type RawOptions, run } from '../command.ts';
@@ -325,10 +325,13 @@ export function remoteCommand(): Command {
         }
         process.stdout.write(`${jobLine(job)}\n`);
         if (job.error) process.stdout.write(`error: ${job.error}\n`);
-        if (job.status === 'succeeded')
+        if (job.status === 'succeeded') {
+          const report = await api.json<PruneReport>('GET', `${path(id!)}/report.json`);
+          const front = frontText(report);
           process.stdout.write(
-            `\n${reportTable(await api.json<PruneReport>('GET', `${path(id!)}/report.json`))}\n`,
+            `\n${reportTable(report)}\n${front ? `\nquality–speed front:\n${front}\n` : ''}`,
           );
+        }
         return 0;
       }),
     );

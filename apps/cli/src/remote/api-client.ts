@@ -1,4 +1,4 @@
-import { UserError } from '@evop/config';
+import { networkReason, Unavailable, UserError, withRetries } from '@evop/config';
 import type { Credentials } from './credentials.ts';
 
 /** A request the service refused as bad input (4xx): printed as one line with its status, exit code 2. */
@@ -13,12 +13,9 @@ export class ApiRefusal extends UserError {
 }
 
 /** The service failed (5xx) or could not be reached: worth another try. */
-export class ApiUnavailable extends Error {
+export class ApiUnavailable extends Unavailable {
   override readonly name = 'ApiUnavailable';
 }
-
-/** Waits before each retry of an idempotent request: about 15 s in all, as long as an API takes to restart. */
-const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
 
 export interface RequestOptions {
   body?: RequestInit['body'];
@@ -28,12 +25,6 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Says that a retry is coming (to stderr by default). */
   onRetry?: (reason: string, delayMs: number) => void;
-}
-
-/** Why a fetch failed, in a few words: undici hides the system error (ECONNREFUSED, …) in `cause`. */
-function networkReason(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (err as Error).message;
 }
 
 /** The detail of a problem document, or the body's first line for an answer that is not one. */
@@ -46,8 +37,6 @@ async function problemDetail(response: Response): Promise<string> {
     return text.split('\n')[0] || response.statusText;
   }
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The REST API of an evop service, with an API key: errors become ApiRefusal (4xx) or ApiUnavailable. */
 export class ApiClient {
@@ -83,16 +72,10 @@ export class ApiClient {
     const onRetry =
       options.onRetry ??
       ((reason, ms) => process.stderr.write(`evop: ${reason}; trying again in ${ms / 1000} s\n`));
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.once(method, path, options);
-      } catch (err) {
-        const delay = RETRY_DELAYS_MS[attempt];
-        if (!(err instanceof ApiUnavailable) || !options.retry || delay === undefined) throw err;
-        onRetry(err.message, delay);
-        await sleep(delay);
-      }
-    }
+    return withRetries(() => this.once(method, path, options), {
+      ...(options.retry ? {} : { delaysMs: [] }),
+      onRetry,
+    });
   }
 
   /** A request whose answer is JSON. GETs are retried; other methods when `options.retry` says so. */
