@@ -296,11 +296,11 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
 
   await dense.unload();
   /** Prefill and decode, dense against the exported file at `pruned`, in alternating rounds. */
-  const timed = (key: string, pruned: string, prunedLayout: () => DecoderLayout) =>
+  const timed = (key: string, label: string, pruned: string, prunedLayout: () => DecoderLayout) =>
     run(
       key,
       async () => {
-        stage(`${key}: prefill and decode, dense vs pruned in alternating rounds`);
+        stage(`${label}: prefill and decode, dense vs pruned in alternating rounds`);
         const result = await compareLatency(
           pool,
           { path: model.path, layout },
@@ -312,7 +312,7 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
       },
       true,
     );
-  const latency = await timed('latency', path, () => exportedLayout);
+  const latency = await timed('latency', 'latency', path, () => exportedLayout);
   const frontPoints: Finalized['front'] = [];
   for (const [j, p] of points.entries()) {
     const mask = p.summary.best.mask;
@@ -328,7 +328,9 @@ export async function finalize(options: FinalizeOptions): Promise<Finalized> {
       evaluations: p.summary.evaluations,
       params: layout.totalParams - prunedUnits.reduce((n, u) => n + units[u]!.params, 0),
       latency:
-        (await timed(`latency:${p.dir}`, p.path, () => discoverLayers(readModel(p.path).proto))) ?? null,
+        (await timed(`latency:${p.dir}`, `latency (${p.dir})`, p.path, () =>
+          discoverLayers(readModel(p.path).proto),
+        )) ?? null,
     });
   }
   return {
