@@ -19,17 +19,15 @@ import { resolveDataFile, runtimeConfig } from '@evop/config';
 import { createStrategy, MemoryFitnessCache, type Objective, runSearch, type StrategyName } from '@evop/core';
 import { readCorpus, type Tokenizer, type TokenWindows, windowsFromDocuments } from '@evop/data';
 import {
-  calibrate,
   PEERS,
   PrefixEvaluator,
   planSearch,
   poolSize,
-  poolWindows,
   type SearchSpec,
   searchSpecSchema,
-  splitWindows,
 } from '@evop/pipeline';
 import { InferencePool, OnnxEvaluator } from '@evop/runtime';
+import { searchCalibration } from '../calibration.ts';
 import { machine, saveResult, table } from '../report.ts';
 import { type StoriesModelName, storiesModel } from '../stories-model.ts';
 
@@ -173,14 +171,18 @@ const calibrationOf = (trial: Trial, spec: SearchSpec) =>
     async () => {
       const { layout, tokenizer, dense } = await loadModel(trial.setting);
       const calibrationSpec = { ...spec, seed: trial.calibrationSeed };
-      const windows = poolWindows(trial.mixed ? [tiny, wiki] : [tiny], tokenizer, calibrationSpec).pool;
-      const states = spec.sampling === 'ccds' ? await dense.pooledStates(windows) : undefined;
-      const calibration = calibrate(calibrationSpec, windows, states, layout.hiddenSize);
-      const { search } = splitWindows(windows, calibration);
+      const corpora = trial.mixed ? [tiny, wiki] : [tiny];
+      const { search, influence } = await searchCalibration(
+        dense,
+        layout,
+        corpora,
+        tokenizer,
+        calibrationSpec,
+      );
       const from = poolSize(spec);
       return {
         search,
-        influence: (await dense.unitCosines(search.windows)).map((c) => 1 - c),
+        influence,
         heldOut: [heldOutWindows(tiny, tokenizer, from), heldOutWindows(wiki, tokenizer, from)] as const,
       };
     },
