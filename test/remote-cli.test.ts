@@ -238,7 +238,10 @@ test('watch follows the job across an API restart and exits 0 when it succeeds',
   const human = await evop(['status', jobId]);
   assert.match(human.stdout, new RegExp(`^${jobId}  succeeded`));
   assert.match(human.stdout, /\| dense/);
-  assert.match(human.stdout, /quality–speed front:\n\| units pruned .*\n.*\n\| 2 .*front\/2-units\/model\.onnx/);
+  assert.match(
+    human.stdout,
+    /quality–speed front:\n\| units pruned .*\n.*\n\| 2 .*front\/2-units\/model\.onnx/,
+  );
 });
 
 test("download: every file of the result, byte for byte the API's and checked; a corrupt one writes nothing", async () => {
