@@ -12,8 +12,8 @@ export {
   splitWindows,
 } from './calibration.ts';
 export { CalibrationThreads } from './calibration-threads.ts';
-export { type EvalSet, type Finalized, frontDir, type StageFailure } from './finalize.ts';
-export { frontSearchName, paretoOptimal, runFront } from './front.ts';
+export type { EvalSet, Finalized, StageFailure } from './finalize.ts';
+export { frontDir, frontSearchName, paretoOptimal, runFront } from './front.ts';
 export {
   type EarlierLatency,
   isEarlierLatency,

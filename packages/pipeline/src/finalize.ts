@@ -22,6 +22,7 @@ import {
   scoreMultipleChoice,
 } from '@evop/runtime';
 import type { ClusteredWindows } from './calibration.ts';
+import { frontDir } from './front.ts';
 import type { FrontPoint, ReportRow, TaskScore } from './report.ts';
 import type { SearchSpec } from './search-spec.ts';
 import type { SearchSummary } from './searches.ts';
@@ -100,9 +101,6 @@ export interface Finalized {
   /** The front's other points by unit count (none without a front), each with its model's folder. */
   front: (FrontPoint & { dir: string })[];
 }
-
-/** Where a front point's model and mask go, relative to the run's folder. */
-export const frontDir = (units: number) => join('front', `${units}-units`);
 
 /**
  * The last stage: the best mask physically pruned out of the model and written, then the dense model, every

@@ -1,6 +1,10 @@
+import { join } from 'node:path';
 import type { SearchSpace } from '@evop/core';
 import type { FrontPoint } from './report.ts';
 import { type RunSearchesOptions, type SearchResult, searchOnce } from './searches.ts';
+
+/** Where a front point's model and mask go, relative to the run's folder: `front/6-units`. */
+export const frontDir = (units: number) => join('front', `${units}-units`);
 
 /** The checkpoint and progress name of a front point's search: `evop@6`. */
 export const frontSearchName = (strategy: string, pruned: number) => `${strategy}@${pruned}`;
