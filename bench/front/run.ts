@@ -143,7 +143,7 @@ try {
   }
 
   const targets = [...PROTOCOL.front, PROTOCOL.target].sort((a, b) => a - b);
-  const cells = (rs: Row[]) => {
+  const cells = (rs: Pick<Row, 'fitness' | 'spent' | 'spentToHit'>[]) => {
     const hits = rs.flatMap((r) => (r.spentToHit === null ? [] : [r.spentToHit]));
     return [
       mean(rs.map((r) => r.fitness)).toFixed(4),
@@ -174,16 +174,8 @@ try {
   ]);
   const sumRow = [
     'sum',
-    ...MODES.flatMap((m) => {
-      const ts = totals.filter((t) => t.mode === m);
-      const hits = ts.flatMap((t) => (t.spentToHit === null ? [] : [t.spentToHit]));
-      return [
-        mean(ts.map((t) => t.fitness)).toFixed(4),
-        mean(ts.map((t) => t.spent)).toFixed(1),
-        hits.length > 0 ? mean(hits).toFixed(1) : '-',
-        `${hits.length}/${ts.length}`,
-      ];
-    }),
+    // The per-seed sums, summarised as each target's seeds are.
+    ...MODES.flatMap((m) => cells(totals.filter((t) => t.mode === m))),
   ];
   process.stdout.write(
     `\nstories-deep16, layers pruned of 16, mean of ${SEEDS.length} seeds; evals in full-evaluation equivalents\n`,
