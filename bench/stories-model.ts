@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { resolveDataFile } from '@evop/config';
 import { Llama2cTokenizer } from '@evop/data';
 import { discoverLayers, llama2cToOnnx, readLlama2cCheckpoint, readModel, writeModel } from '@evop/onnx';
+import { type InferencePool, OnnxEvaluator } from '@evop/runtime';
 
 export type StoriesModelName = 'stories260K' | 'stories-deep16';
 
@@ -18,4 +19,16 @@ export function storiesModel(name: StoriesModelName, dir: string) {
     layout: discoverLayers(model.proto),
     tokenizer: Llama2cTokenizer.fromFile(resolveDataFile(`${name}/tok512.bin`)),
   };
+}
+
+/** `storiesModel` with its dense evaluator at a granularity, on `pool`, caching under `dir`. */
+export async function storiesEvaluator(
+  name: StoriesModelName,
+  granularity: 'layer' | 'sublayer',
+  pool: InferencePool,
+  dir: string,
+) {
+  const { model, layout, tokenizer } = storiesModel(name, dir);
+  const dense = await OnnxEvaluator.create({ pool, model, layout, granularity, cacheDir: dir });
+  return { layout, tokenizer, dense };
 }

@@ -1,112 +1,209 @@
 /**
- * Search efficiency (issue: benchmarks): how many evaluations evop needs to find the exhaustive optimum, against
- * exhaustive's count, on the real evaluator: CCDS calibration of TinyStories windows, then exhaustive search and
- * evop (seeds 0–2) on the same evaluator and windows. Settings where the space has ≤ 5000 masks.
- * `npm run bench:efficiency`; results in bench/results/efficiency.json.
+ * Search efficiency (issue 20): full-evaluation equivalents each search method spends before it first holds the
+ * best mask any method finds (the exhaustive optimum where the space is small enough to enumerate), and in all.
+ * stories-deep16 (and stories260K), CCDS calibration of 8 TinyStories windows × 64 tokens, budget 1000, every
+ * method and search seed on the same evaluator and windows. One fitness cache per setting serves every search
+ * (results are a pure function of mask and fidelity, so sharing it changes no search, only the wall time); the
+ * counts are each strategy's own `spent`, cache hits included.
+ * `npm run bench:efficiency [-- FILTER (a regular expression on the setting's label)] [--seeds 0,1,2] [--methods 'evop;evopress']`; results in
+ * bench/results/efficiency.json (or efficiency-<filter>.json with a filter).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { resolveDataFile, runtimeConfig } from '@evop/config';
-import { createStrategy, runSearch } from '@evop/core';
-import { readCorpus } from '@evop/data';
 import {
-  calibrate,
-  PrefixEvaluator,
-  planSearch,
-  poolWindows,
-  searchSpecSchema,
-  splitWindows,
-} from '@evop/pipeline';
-import { InferencePool, OnnxEvaluator } from '@evop/runtime';
-import { machine, saveResult, table } from '../report.ts';
-import { storiesModel } from '../stories-model.ts';
+  type Best,
+  createStrategy,
+  type GenerationRecord,
+  MemoryFitnessCache,
+  runSearch,
+  type StrategyName,
+  type StrategyOptions,
+} from '@evop/core';
+import { readCorpus } from '@evop/data';
+import { PrefixEvaluator, planSearch, searchSpecSchema } from '@evop/pipeline';
+import { InferencePool } from '@evop/runtime';
+import { searchCalibration } from '../calibration.ts';
+import { machine, median, saveResult, table } from '../report.ts';
+import { type StoriesModelName, storiesEvaluator } from '../stories-model.ts';
 
-const SETTINGS = [
+interface Setting {
+  model: StoriesModelName;
+  granularity: 'layer' | 'sublayer';
+  units: number;
+}
+const SETTINGS: Setting[] = [
   { model: 'stories260K', granularity: 'sublayer', units: 4 },
   { model: 'stories-deep16', granularity: 'layer', units: 4 },
-] as const;
-const SEEDS = [0, 1, 2];
+  { model: 'stories-deep16', granularity: 'layer', units: 6 },
+  { model: 'stories-deep16', granularity: 'sublayer', units: 8 },
+  { model: 'stories-deep16', granularity: 'sublayer', units: 12 },
+];
+/** The methods compared: a strategy and its options (evop's variants are ablations of its defaults). */
+const METHODS: { name: string; strategy: StrategyName; options: StrategyOptions }[] = [
+  { name: 'evop', strategy: 'evop', options: {} },
+  { name: 'evopress', strategy: 'evopress', options: {} },
+  { name: 'evop, ShortGPT seed', strategy: 'evop', options: { seedShortGpt: true } },
+  { name: 'evop, population 16', strategy: 'evop', options: { evop: { population: 16 } } },
+  { name: 'evop, patience 5', strategy: 'evop', options: { evop: { patience: 5 } } },
+  { name: 'evop, tournament 8', strategy: 'evop', options: { evop: { tournament: 8 } } },
+  { name: 'evop, rescore 1/8', strategy: 'evop', options: { evop: { rescore: 0.125 } } },
+  { name: 'evop, pop 16 tour 6', strategy: 'evop', options: { evop: { population: 16, tournament: 6 } } },
+  { name: 'evop, pop 16 resc 1/8', strategy: 'evop', options: { evop: { population: 16, rescore: 0.125 } } },
+  { name: 'evop, pop 16 patience 10', strategy: 'evop', options: { evop: { population: 16, patience: 10 } } },
+  { name: 'evop, screen first', strategy: 'evop', options: { evop: { screenFirst: true } } },
+  {
+    name: 'evop, tour 8 screen first',
+    strategy: 'evop',
+    options: { evop: { screenFirst: true, tournament: 8 } },
+  },
+  { name: 'evop, tour 12', strategy: 'evop', options: { evop: { tournament: 12 } } },
+  { name: 'evop, tour 8 resc 1/8', strategy: 'evop', options: { evop: { tournament: 8, rescore: 0.125 } } },
+  { name: 'evop, tour 8 patience 10', strategy: 'evop', options: { evop: { tournament: 8, patience: 10 } } },
+];
+const PROTOCOL = { calibration: 8, clusters: 8, seqLen: 64, budget: 1000, maxMasks: 5000 };
+
+const args = parseArgs({
+  allowPositionals: true,
+  options: { seeds: { type: 'string', default: '0,1,2,3,4' }, methods: { type: 'string' } },
+});
+const SEEDS = args.values.seeds.split(',').map(Number);
+const methods = args.values.methods
+  ? METHODS.filter((m) => args.values.methods!.split(';').includes(m.name))
+  : METHODS;
+const filter = args.positionals[0] ?? '';
+const label = (s: Setting) => {
+  const units = s.model === 'stories260K' ? 5 : 16;
+  return `${s.model} ${s.units}/${s.granularity === 'layer' ? units : 2 * units} ${s.granularity}s`;
+};
+
+interface Row {
+  setting: string;
+  method: string;
+  seed: number;
+  fitness: number;
+  mask: string;
+  /** Full-evaluation equivalents when the search first held the setting's best mask; null if it never did. */
+  spentToBest: number | null;
+  spent: number;
+}
+const firstHit = (history: GenerationRecord[], mask: string) =>
+  history.find((g) => g.best?.mask === mask)?.spent ?? null;
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
 const dir = mkdtempSync(join(tmpdir(), 'evop-efficiency-'));
 const pool = new InferencePool({ config: runtimeConfig() });
-const rows: Record<string, unknown>[] = [];
+const rows: Row[] = [];
+const bests: { setting: string; masks: number; mask: string; fitness: number; exhaustive: boolean }[] = [];
 try {
+  const started = performance.now();
   const docs = readCorpus(resolveDataFile('tinystories-valid-sample/tinystories_val.txt'));
-  for (const setting of SETTINGS) {
-    const { model, layout, tokenizer } = storiesModel(setting.model, dir);
+  for (const setting of SETTINGS.filter((s) => new RegExp(filter).test(label(s)))) {
+    const { layout, tokenizer, dense } = await storiesEvaluator(
+      setting.model,
+      setting.granularity,
+      pool,
+      dir,
+    );
     const spec = searchSpecSchema.parse({
       target: { units: setting.units },
       granularity: setting.granularity,
-      calibration: 8,
+      calibration: PROTOCOL.calibration,
+      clusters: PROTOCOL.clusters,
       heldOut: 8,
-      seqLen: 64,
-      budget: 1000,
+      seqLen: PROTOCOL.seqLen,
+      budget: PROTOCOL.budget,
     });
     const { space } = planSearch(layout, spec);
-    const onnx = await OnnxEvaluator.create({
-      pool,
-      model,
-      layout,
-      granularity: spec.granularity,
-      cacheDir: dir,
-    });
-    const windows = poolWindows([docs], tokenizer, spec).pool;
-    const calibration = calibrate(spec, windows, await onnx.pooledStates(windows), layout.hiddenSize);
-    const { search } = splitWindows(windows, calibration);
-    const evaluator = new PrefixEvaluator(onnx, search.windows, search.clusters);
-    let t = performance.now();
-    const exhaustive = await runSearch({ strategy: createStrategy('exhaustive', space, {}), evaluator });
-    const exhaustiveSeconds = (performance.now() - t) / 1000;
-    const optimum = exhaustive.best!;
-    for (const seed of SEEDS) {
-      t = performance.now();
-      const evop = await runSearch({
-        strategy: createStrategy('evop', space, { seed, budget: spec.budget }),
+    const { search, influence } = await searchCalibration(dense, layout, [docs], tokenizer, spec);
+    const evaluator = new PrefixEvaluator(dense, search.windows, search.clusters);
+    const cache = new MemoryFitnessCache();
+    const search1 = (strategy: StrategyName, options: StrategyOptions) =>
+      runSearch({
+        strategy: createStrategy(strategy, space, { budget: spec.budget, influence, ...options }),
         evaluator,
+        cache,
       });
-      const found = evop.history.find((g) => g.best?.mask === optimum.mask);
+    const exhaustive =
+      space.maskCount <= PROTOCOL.maxMasks ? (await search1('exhaustive', {})).best! : undefined;
+    const found: { method: string; seed: number; best: Best; history: GenerationRecord[] }[] = [];
+    for (const method of methods)
+      for (const seed of SEEDS) {
+        const { best, history } = await search1(method.strategy, { ...method.options, seed });
+        found.push({ method: method.name, seed, best: best!, history });
+      }
+    const best = exhaustive ?? found.map((f) => f.best).sort((a, b) => a.fitness - b.fitness)[0]!;
+    bests.push({
+      setting: label(setting),
+      masks: space.maskCount,
+      mask: best.mask,
+      fitness: best.fitness,
+      exhaustive: exhaustive !== undefined,
+    });
+    for (const f of found)
       rows.push({
-        setting: `${setting.model} ${setting.units} of ${space.size} ${setting.granularity}s`,
-        masks: space.maskCount,
-        seed,
-        exhaustiveEvaluations: exhaustive.history.at(-1)!.evaluations,
-        exhaustiveSeconds,
-        foundOptimum: found !== undefined,
-        evaluationsToOptimum: found?.evaluations ?? null,
-        costToOptimum: found?.spent ?? null,
-        evopEvaluations: evop.history.at(-1)!.evaluations,
-        gapToOptimum: (evop.best!.fitness - optimum.fitness) / optimum.fitness,
-        evopSeconds: (performance.now() - t) / 1000,
+        setting: label(setting),
+        method: f.method,
+        seed: f.seed,
+        fitness: f.best.fitness,
+        mask: f.best.mask,
+        spentToBest: firstHit(f.history, best.mask),
+        spent: f.history.at(-1)!.spent,
       });
-    }
+    process.stdout.write(
+      `${label(setting)}: done (${((performance.now() - started) / 1000).toFixed(0)} s)\n`,
+    );
   }
+
+  const summary = bests.flatMap((b) =>
+    methods.map((m) => {
+      const rs = rows.filter((r) => r.setting === b.setting && r.method === m.name);
+      const hits = rs.flatMap((r) => (r.spentToBest === null ? [] : [r.spentToBest]));
+      return {
+        setting: b.setting,
+        method: m.name,
+        hits: hits.length,
+        seeds: rs.length,
+        meanToBest: hits.length > 0 ? mean(hits) : null,
+        medianToBest: hits.length > 0 ? median(hits) : null,
+        meanSpent: mean(rs.map((r) => r.spent)),
+        meanGap: mean(rs.map((r) => (r.fitness - b.fitness) / b.fitness)),
+      };
+    }),
+  );
   process.stdout.write(
-    `${table(
-      [
-        'setting',
-        'masks',
-        'seed',
-        'exhaustive evals',
-        'evop evals to optimum',
-        'cost (full evals)',
-        'evop total',
-        'gap',
-      ],
-      rows.map((r) => [
-        r.setting as string,
-        r.masks as number,
-        r.seed as number,
-        r.exhaustiveEvaluations as number,
-        (r.evaluationsToOptimum as number | null) ?? 'not found',
-        r.costToOptimum === null ? '-' : (r.costToOptimum as number).toFixed(1),
-        r.evopEvaluations as number,
-        `${(100 * (r.gapToOptimum as number)).toFixed(2)} %`,
+    `\n${table(
+      ['setting', 'method', 'found best', 'to best (mean)', 'to best (median)', 'spent', 'gap'],
+      summary.map((s) => [
+        s.setting,
+        s.method,
+        `${s.hits}/${s.seeds}`,
+        s.meanToBest === null ? '-' : s.meanToBest.toFixed(1),
+        s.medianToBest === null ? '-' : s.medianToBest.toFixed(1),
+        s.meanSpent.toFixed(1),
+        `${(100 * s.meanGap).toFixed(3)} %`,
       ]),
     )}\n`,
   );
-  process.stdout.write(
-    `saved ${saveResult('efficiency', { machine: machine(), runtime: pool.config, rows })}\n`,
-  );
+  const seconds = (performance.now() - started) / 1000;
+  process.stdout.write(`total ${seconds.toFixed(0)} s\n`);
+  const name = filter
+    ? `efficiency-${filter.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '')}`
+    : 'efficiency';
+  const saved = saveResult(name, {
+    command: `npm run bench:efficiency -- ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: machine(),
+    runtime: pool.config,
+    protocol: PROTOCOL,
+    seeds: SEEDS,
+    seconds,
+    bests,
+    summary,
+    rows,
+  });
+  process.stdout.write(`saved ${saved}\n`);
 } finally {
   await pool.close();
   rmSync(dir, { recursive: true, force: true });

@@ -22,10 +22,10 @@ import {
   searchOnce,
   searchSpecSchema,
 } from '@evop/pipeline';
-import { InferencePool, OnnxEvaluator } from '@evop/runtime';
+import { InferencePool } from '@evop/runtime';
 import { searchCalibration } from '../calibration.ts';
 import { machine, saveResult, table } from '../report.ts';
-import { storiesModel } from '../stories-model.ts';
+import { storiesEvaluator } from '../stories-model.ts';
 
 const SEEDS = [0, 1, 2];
 /** bench:quality's calibration, budget and windows. */
@@ -69,14 +69,12 @@ const dir = mkdtempSync(join(tmpdir(), 'evop-front-'));
 const pool = new InferencePool({ config: runtimeConfig() });
 try {
   const started = performance.now();
-  const { model, layout, tokenizer } = storiesModel(PROTOCOL.model, dir);
-  const dense = await OnnxEvaluator.create({
+  const { layout, tokenizer, dense } = await storiesEvaluator(
+    PROTOCOL.model,
+    PROTOCOL.granularity,
     pool,
-    model,
-    layout,
-    granularity: PROTOCOL.granularity,
-    cacheDir: dir,
-  });
+    dir,
+  );
   const specOf = (seed: number) =>
     searchSpecSchema.parse({
       target: { units: PROTOCOL.target },

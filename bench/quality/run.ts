@@ -7,7 +7,8 @@
  * calibration sample too (as `evop prune --seed` does): CCDS vs random calibration, and the mean vs the
  * cluster-balanced (and worst-cluster) objective.
  * `npm run bench:quality [-- FILTER] [--strategies evop,…] [--seeds 0,1,2]`; results in bench/results/quality.json,
- * or with FILTER (run only the parts whose label contains it) in bench/results/quality-FILTER.json. `--strategies`
+ * or with FILTER (a regular expression: run only the parts whose label it matches, e.g. `'8/32 sublayers$'`) in
+ * bench/results/quality-FILTER.json. `--strategies`
  * runs only those of a setting's strategies (a peer's result does not change with evop's code: compare with a
  * full run's), `--seeds` other search seeds.
  */
@@ -26,10 +27,10 @@ import {
   type SearchSpec,
   searchSpecSchema,
 } from '@evop/pipeline';
-import { InferencePool, OnnxEvaluator } from '@evop/runtime';
+import { InferencePool } from '@evop/runtime';
 import { searchCalibration } from '../calibration.ts';
 import { machine, saveResult, table } from '../report.ts';
-import { type StoriesModelName, storiesModel } from '../stories-model.ts';
+import { type StoriesModelName, storiesEvaluator } from '../stories-model.ts';
 
 interface Setting {
   model: StoriesModelName;
@@ -43,7 +44,11 @@ const SETTINGS: Setting[] = [
   { model: 'stories260K', granularity: 'sublayer', units: 4 },
   { model: 'stories-deep16', granularity: 'layer', units: 4 },
   { model: 'stories-deep16', granularity: 'layer', units: 6 },
+  { model: 'stories-deep16', granularity: 'layer', units: 8 },
+  { model: 'stories-deep16', granularity: 'sublayer', units: 4 },
   { model: 'stories-deep16', granularity: 'sublayer', units: 8 },
+  { model: 'stories-deep16', granularity: 'sublayer', units: 12 },
+  { model: 'stories-deep16', granularity: 'sublayer', units: 16 },
   // The largest space again, at `evop prune`'s default budget.
   { model: 'stories-deep16', granularity: 'sublayer', units: 8, budget: 1000 },
 ];
@@ -71,6 +76,7 @@ const PROTOCOL = {
 };
 
 const filter = args.positionals[0] ?? '';
+const selected = (label: string) => new RegExp(filter).test(label);
 const label = (s: Setting) => {
   const units = s.model === 'stories260K' ? 5 : 16;
   const budget = s.budget ? `, budget ${s.budget}` : '';
@@ -137,17 +143,7 @@ function once<T>(key: string, make: () => Promise<T>): Promise<T> {
 }
 
 const loadModel = (s: Setting) =>
-  once(`${s.model}:${s.granularity}`, async () => {
-    const { model, layout, tokenizer } = storiesModel(s.model, dir);
-    const dense = await OnnxEvaluator.create({
-      pool,
-      model,
-      layout,
-      granularity: s.granularity,
-      cacheDir: dir,
-    });
-    return { layout, tokenizer, dense };
-  });
+  once(`${s.model}:${s.granularity}`, () => storiesEvaluator(s.model, s.granularity, pool, dir));
 
 function specOf(trial: Trial): SearchSpec {
   return searchSpecSchema.parse({
@@ -275,7 +271,7 @@ try {
   const started = performance.now();
   const quality: TrialRow[] = [];
   const summaries = [];
-  for (const setting of SETTINGS.filter((s) => label(s).includes(filter))) {
+  for (const setting of SETTINGS.filter((s) => selected(label(s)))) {
     const base: Trial = {
       setting,
       seed: 0,
@@ -312,7 +308,7 @@ try {
 
   const ablation: TrialRow[] = [];
   const ablationLabel = `ablation ${label(ABLATION)}`;
-  if (ablationLabel.includes(filter))
+  if (selected(ablationLabel))
     for (const a of ABLATIONS)
       for (const seed of SEEDS) {
         const trial: Trial = {
@@ -380,7 +376,7 @@ try {
   process.stdout.write(`\ntotal ${seconds.toFixed(0)} s\n`);
   const result = { machine: machine(), runtime: pool.config, protocol: PROTOCOL, seeds: SEEDS, seconds };
   process.stdout.write(
-    `saved ${saveResult(filter || only ? `quality-${[filter, ...(only ?? [])].join(' ').trim().replace(/\W+/g, '-')}` : 'quality', { ...result, summaries, ablations, quality, ablation })}\n`,
+    `saved ${saveResult(filter || only ? `quality-${[filter, ...(only ?? [])].join(' ').trim().replace(/\W+/g, '-').replace(/^-|-$/g, '')}` : 'quality', { ...result, summaries, ablations, quality, ablation })}\n`,
   );
 } finally {
   await pool.close();
