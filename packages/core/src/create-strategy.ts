@@ -73,8 +73,10 @@ export function createStrategy(name: string, space: SearchSpace, options: Strate
 
   switch (name as StrategyName) {
     case 'evop': {
+      const population = options.evop?.population ?? EVOP_DEFAULTS.population;
       const o: EvopOptions = {
         ...EVOP_DEFAULTS,
+        tournament: Math.min(EVOP_DEFAULTS.tournament, population),
         ...options.evop,
         seed,
         budget,

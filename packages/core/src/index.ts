@@ -21,6 +21,6 @@ export {
   type SearchOutcome,
 } from './run-search.ts';
 export { SearchSpace, type SearchSpaceOptions, type Target, type UnitInfo } from './search-space.ts';
-export { EVOP_DEFAULTS, type EvopOptions } from './strategies/evop.ts';
+export { EVOP_DEFAULTS, type EvopOptions, type EvopStrategy } from './strategies/evop.ts';
 export { EVOPRESS_DEFAULTS, type EvopressOptions } from './strategies/evopress.ts';
 export type { Strategy, StrategyState } from './strategy.ts';

@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import {
-  type Candidate,
   cacheKey,
   createStrategy,
-  fitnessOf,
+  type EvopStrategy,
   MemoryFitnessCache,
   runSearch,
   type Scored,
@@ -169,6 +168,11 @@ test('invalid options are refused naming the option', () => {
     [() => createStrategy('evop', space, { budget: -5 }), 'budget', /must be a positive integer/],
     [() => createStrategy('evop', space, { budget: 10 }), 'budget', /less than one population of 32/],
     [() => createStrategy('evop', space, { evop: { crossover: 1.5 } }), 'evop.crossover', /probability/],
+    [
+      () => createStrategy('evop', space, { evop: { population: 4, tournament: 5 } }),
+      'evop.tournament',
+      /must be in 1…population, got 5/,
+    ],
     [() => createStrategy('shortgpt', space), 'influence', /needs the units’ block influence/],
     [() => createStrategy('blockpruner', space), 'strategy', /use sublayer granularity/],
     [
@@ -193,6 +197,11 @@ test('invalid options are refused naming the option', () => {
       /fraction in \(0, 1\)/,
     ],
   ];
+  // A population smaller than the default tournament takes a tournament of the whole population.
+  assert.equal(
+    (createStrategy('evop', space, { evop: { population: 4 } }) as EvopStrategy).options.tournament,
+    4,
+  );
   for (const [make, option, message] of cases)
     assert.throws(
       make,
@@ -259,39 +268,4 @@ test('evop and evopress start from the seed masks they are given; a mask of anot
     () => createStrategy('evop', space, { seedMasks: ['0001111111111111'] }),
     (e: SearchOptionError) => e.option === 'seedMasks' && /not a mask of this search space/.test(e.message),
   );
-});
-
-/** What runSearch tells a strategy: the candidates with their fitness. */
-async function scoredBy(landscape: SyntheticLandscape, candidates: Candidate[]): Promise<Scored[]> {
-  const results = await landscape.evaluate(candidates);
-  return candidates.map((c, i) => ({ ...c, fitness: fitnessOf(results[i]!) }));
-}
-
-test('evop with screenFirst measures its first population on the screening windows, its best on all', async () => {
-  const space = layerSpace(16, 4);
-  const landscape = new SyntheticLandscape(space, 2);
-  const strategy = createStrategy('evop', space, { budget: 200, evop: { screenFirst: true } });
-  const first = strategy.ask();
-  assert.equal(first.length, 32);
-  assert.ok(first.every((c) => c.fidelity === 0.25));
-  strategy.tell(await scoredBy(landscape, first));
-  const rescored = strategy.ask();
-  // The best quarter by screened fitness, now on every window.
-  const screened = (await scoredBy(landscape, first)).sort((a, b) => a.fitness - b.fitness);
-  assert.deepEqual(
-    rescored.map((c) => [c.mask, c.fidelity]),
-    screened.slice(0, 8).map((s) => [s.mask, 1]),
-  );
-  strategy.tell(await scoredBy(landscape, rescored));
-  // Only the re-scored masks are members; the screened-only ones never are.
-  assert.deepEqual(
-    strategy
-      .population()
-      .map((p) => p.mask)
-      .sort(),
-    rescored.map((c) => c.mask).sort(),
-  );
-  assert.equal(strategy.spent, 32 * 0.25 + 8);
-  const outcome = await runSearch({ strategy, evaluator: landscape });
-  assert.equal(outcome.best!.mask, landscape.optimum().mask);
 });
