@@ -65,7 +65,7 @@ const args = parseArgs({
 });
 const SEEDS = args.values.seeds.split(',').map(Number);
 const only = args.values.strategies?.split(',');
-/** Search windows and budget: the whole benchmark takes about 65 min on two cores. */
+/** Search windows and budget: the whole benchmark takes about 2 h 20 min on two cores (3 seeds). */
 const PROTOCOL = {
   calibration: 32,
   clusters: 8,
