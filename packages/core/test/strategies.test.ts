@@ -269,3 +269,31 @@ test('evop and evopress start from the seed masks they are given; a mask of anot
     (e: SearchOptionError) => e.option === 'seedMasks' && /not a mask of this search space/.test(e.message),
   );
 });
+
+test('evop polishes its best mask: neighbours screened, then measured on all windows best-screened first, until a local optimum', async () => {
+  const space = layerSpace(12, 4);
+  const landscape = new SyntheticLandscape(space, 7);
+  const strategy = createStrategy('evop', space, { seed: 1, budget: 2000, evop: { patience: 2 } });
+  const outcome = await runSearch({ strategy, evaluator: landscape });
+  const best = outcome.best!;
+  const log = [...landscape.log];
+  // Certified: every neighbour of the final best measured on every window, none better.
+  const full = new Set(log.filter((c) => c.fidelity === 1).map((c) => c.mask));
+  for (const n of space.neighbours(best.mask)) {
+    assert.ok(full.has(n), `${n} measured on all windows`);
+    assert.ok(landscape.fitness(n) >= best.fitness);
+  }
+  assert.ok(outcome.history.at(-1)!.spent < 2000, 'stopped on the certificate, not the budget');
+  // After the last screening of a neighbourhood, its masks are measured on all windows in screened order.
+  const last = log.findLastIndex((c) => c.fidelity < 1);
+  const after = log.slice(last + 1).map((c) => c.mask);
+  assert.ok(after.length > 0, 'the polish measured neighbours after screening them');
+  const screened = await landscape.evaluate(after.map((mask) => ({ mask, fidelity: 0.25 })));
+  const order = screened.map((r) => r.nllSum / r.count);
+  const wasScreened = after.map((m) => log.some((c) => c.mask === m && c.fidelity < 1));
+  const ranks = order.map((f, i) => (wasScreened[i] ? f : Number.POSITIVE_INFINITY));
+  assert.deepEqual(
+    ranks,
+    [...ranks].sort((a, b) => a - b),
+  );
+});

@@ -18,9 +18,12 @@ export interface EvopOptions extends EvolutionOptions {
   /** Fraction of the screened offspring, the best, re-scored on all windows (default 0.25). */
   rescore: number;
   /**
-   * When the population stops improving, search the best mask's one-swap neighbours on all windows, moving to the
-   * first better one, until none is better or the budget is spent (default true). The screened generations can
-   * hide a better neighbour (a subset of windows ranks it lower); this looks at each one on every window.
+   * When the population stops improving, search the best mask's one-swap neighbours, moving to the first better
+   * one, until none is better or the budget is spent (default true). The neighbours are screened first (on
+   * `lowFidelity` of the windows), then measured on all windows in the order of their screened fitness, 8 at a
+   * time: the likely better one comes first, and a local optimum is still certified on every window. The
+   * generations leave the budget one screening of the neighbourhood and one batch for it. The screened
+   * generations can hide a better neighbour (a subset of windows ranks it lower); this looks at each one.
    */
   polish: boolean;
 }
@@ -51,6 +54,8 @@ export class EvopStrategy extends BaseStrategy {
   private phase: Phase = 'init';
   private members: Scored[] = [];
   private screened: Scored[] = [];
+  /** Every mask's fitness on the screening windows, by mask: the polish measures neighbours in this order. */
+  private screenedFitness = new Map<string, number>();
   private stall = 0;
   generation = 0;
 
@@ -79,7 +84,7 @@ export class EvopStrategy extends BaseStrategy {
     }
     const screening = lowFidelity < 1;
     const cost = population * lowFidelity + (screening ? Math.ceil(population * rescore) : 0);
-    const offspring = this.spent + cost <= budget ? this.offspring() : [];
+    const offspring = this.spent + cost + this.polishReserve() <= budget ? this.offspring() : [];
     if (offspring.length === 0) return this.stalled();
     return this.propose(offspring, screening ? lowFidelity : 1);
   }
@@ -90,15 +95,32 @@ export class EvopStrategy extends BaseStrategy {
     return this.ask();
   }
 
+  /** What the polish needs to start: one screening of the best mask's neighbourhood and one batch on all windows. */
+  private polishReserve(): number {
+    const { polish, lowFidelity } = this.options;
+    if (!polish) return 0;
+    const screening = lowFidelity < 1 ? this.space.neighbours(this.members[0]!.mask).length * lowFidelity : 0;
+    return screening + POLISH_BATCH;
+  }
+
   /**
-   * The next few one-swap neighbours of the best member never measured on all windows, in random order, as many as
-   * the budget allows; none left means the best is a local optimum: done.
+   * Screens the best member's one-swap neighbours not yet screened when the budget allows it and one batch more;
+   * then the next few never measured on all windows, best screened first (the rest in random order). None left
+   * means the best is a local optimum: done.
    */
   private polishStep(): Candidate[] {
-    const room = Math.floor(this.options.budget - this.spent);
+    const { lowFidelity, budget } = this.options;
+    const room = Math.floor(budget - this.spent);
     const best = this.members[0]!.mask;
     const fresh = this.space.neighbours(best).filter((m) => !this.wasProposed(m, 1));
-    const batch = this.rng.shuffle(fresh).slice(0, Math.min(POLISH_BATCH, room));
+    const unscreened = lowFidelity < 1 ? fresh.filter((m) => !this.wasProposed(m, lowFidelity)) : [];
+    if (unscreened.length > 0 && unscreened.length * lowFidelity + POLISH_BATCH <= budget - this.spent)
+      return this.propose(unscreened, lowFidelity);
+    const rank = (m: string) => this.screenedFitness.get(m) ?? Number.POSITIVE_INFINITY;
+    const batch = this.rng
+      .shuffle(fresh)
+      .sort((a, b) => rank(a) - rank(b))
+      .slice(0, Math.min(POLISH_BATCH, room));
     if (batch.length === 0) {
       this.phase = 'done';
       return [];
@@ -107,6 +129,7 @@ export class EvopStrategy extends BaseStrategy {
   }
 
   protected receive(results: readonly Scored[]): void {
+    for (const r of results) if (r.fidelity < 1) this.screenedFitness.set(r.mask, r.fitness);
     if (this.phase === 'init') {
       this.members = [...results].sort(byFitness);
       this.phase = 'screen';
@@ -114,6 +137,8 @@ export class EvopStrategy extends BaseStrategy {
     } else if (this.phase === 'screen' && this.options.lowFidelity < 1) {
       this.screened = [...results];
       this.phase = 'rescore';
+    } else if (this.phase === 'polish' && results[0]!.fidelity < 1) {
+      // A screening of the neighbourhood: remembered in screenedFitness, the members are unchanged.
     } else if (this.phase === 'polish') {
       // The best member moves to a better neighbour as soon as one is found; the population keeps its size.
       this.members = [...results, ...this.members].sort(byFitness).slice(0, this.options.population);
@@ -183,6 +208,7 @@ export class EvopStrategy extends BaseStrategy {
       phase: this.phase,
       members: this.members,
       screened: this.screened,
+      screenedFitness: [...this.screenedFitness],
       stall: this.stall,
       generation: this.generation,
     };
@@ -192,6 +218,7 @@ export class EvopStrategy extends BaseStrategy {
     this.phase = f.phase as Phase;
     this.members = f.members as Scored[];
     this.screened = f.screened as Scored[];
+    this.screenedFitness = new Map(f.screenedFitness as [string, number][]);
     this.stall = f.stall as number;
     this.generation = f.generation as number;
   }
