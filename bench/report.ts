@@ -33,3 +33,9 @@ export function table(header: string[], rows: (string | number)[][]): string {
   const line = (r: string[]) => r.map((c, i) => c.padStart(widths[i]!)).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }
+
+/** A result's file name: `base`, or `base-<the parts, in plain characters>` when a run was narrowed by them. */
+export function resultName(base: string, parts: readonly string[]): string {
+  const suffix = parts.join(' ').trim().replace(/\W+/g, '-').replace(/^-|-$/g, '');
+  return suffix ? `${base}-${suffix}` : base;
+}

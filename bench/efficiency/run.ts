@@ -26,15 +26,10 @@ import { readCorpus } from '@evop/data';
 import { PrefixEvaluator, planSearch, searchSpecSchema } from '@evop/pipeline';
 import { InferencePool } from '@evop/runtime';
 import { searchCalibration } from '../calibration.ts';
-import { machine, median, saveResult, table } from '../report.ts';
-import { type StoriesModelName, storiesEvaluator } from '../stories-model.ts';
+import { machine, median, resultName, saveResult, table } from '../report.ts';
+import { type StoriesSetting, settingLabel, storiesEvaluator } from '../stories-model.ts';
 
-interface Setting {
-  model: StoriesModelName;
-  granularity: 'layer' | 'sublayer';
-  units: number;
-}
-const SETTINGS: Setting[] = [
+const SETTINGS: StoriesSetting[] = [
   { model: 'stories260K', granularity: 'sublayer', units: 4 },
   { model: 'stories-deep16', granularity: 'layer', units: 4 },
   { model: 'stories-deep16', granularity: 'layer', units: 6 },
@@ -62,10 +57,6 @@ const methods = args.values.methods
   ? METHODS.filter((m) => args.values.methods!.split(';').includes(m.name))
   : METHODS;
 const filter = args.positionals[0] ?? '';
-const label = (s: Setting) => {
-  const units = s.model === 'stories260K' ? 5 : 16;
-  return `${s.model} ${s.units}/${s.granularity === 'layer' ? units : 2 * units} ${s.granularity}s`;
-};
 
 interface Row {
   setting: string;
@@ -88,7 +79,7 @@ const bests: { setting: string; masks: number; mask: string; fitness: number; ex
 try {
   const started = performance.now();
   const docs = readCorpus(resolveDataFile('tinystories-valid-sample/tinystories_val.txt'));
-  for (const setting of SETTINGS.filter((s) => new RegExp(filter).test(label(s)))) {
+  for (const setting of SETTINGS.filter((s) => new RegExp(filter).test(settingLabel(s)))) {
     const { layout, tokenizer, dense } = await storiesEvaluator(
       setting.model,
       setting.granularity,
@@ -124,7 +115,7 @@ try {
       }
     const best = exhaustive ?? found.map((f) => f.best).sort((a, b) => a.fitness - b.fitness)[0]!;
     bests.push({
-      setting: label(setting),
+      setting: settingLabel(setting),
       masks: space.maskCount,
       mask: best.mask,
       fitness: best.fitness,
@@ -132,7 +123,7 @@ try {
     });
     for (const f of found)
       rows.push({
-        setting: label(setting),
+        setting: settingLabel(setting),
         method: f.method,
         seed: f.seed,
         fitness: f.best.fitness,
@@ -141,7 +132,7 @@ try {
         spent: f.history.at(-1)!.spent,
       });
     process.stdout.write(
-      `${label(setting)}: done (${((performance.now() - started) / 1000).toFixed(0)} s)\n`,
+      `${settingLabel(setting)}: done (${((performance.now() - started) / 1000).toFixed(0)} s)\n`,
     );
   }
 
@@ -177,10 +168,7 @@ try {
   );
   const seconds = (performance.now() - started) / 1000;
   process.stdout.write(`total ${seconds.toFixed(0)} s\n`);
-  const name = filter
-    ? `efficiency-${filter.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '')}`
-    : 'efficiency';
-  const saved = saveResult(name, {
+  const saved = saveResult(resultName('efficiency', [filter]), {
     command: `npm run bench:efficiency -- ${process.argv.slice(2).join(' ')}`.trim(),
     machine: machine(),
     runtime: pool.config,

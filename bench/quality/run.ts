@@ -29,18 +29,10 @@ import {
 } from '@evop/pipeline';
 import { InferencePool } from '@evop/runtime';
 import { searchCalibration } from '../calibration.ts';
-import { machine, saveResult, table } from '../report.ts';
-import { type StoriesModelName, storiesEvaluator } from '../stories-model.ts';
+import { machine, resultName, saveResult, table } from '../report.ts';
+import { type StoriesSetting, settingLabel, storiesEvaluator } from '../stories-model.ts';
 
-interface Setting {
-  model: StoriesModelName;
-  granularity: SearchSpec['granularity'];
-  units: number;
-  /** The search budget, when not PROTOCOL's. */
-  budget?: number;
-}
-
-const SETTINGS: Setting[] = [
+const SETTINGS: StoriesSetting[] = [
   { model: 'stories260K', granularity: 'sublayer', units: 4 },
   { model: 'stories-deep16', granularity: 'layer', units: 4 },
   { model: 'stories-deep16', granularity: 'layer', units: 6 },
@@ -52,7 +44,7 @@ const SETTINGS: Setting[] = [
   // The largest space again, at `evop prune`'s default budget.
   { model: 'stories-deep16', granularity: 'sublayer', units: 8, budget: 1000 },
 ];
-const ABLATION: Setting = { model: 'stories-deep16', granularity: 'layer', units: 6 };
+const ABLATION: StoriesSetting = { model: 'stories-deep16', granularity: 'layer', units: 6 };
 const ABLATIONS: { name: string; sampling: SearchSpec['sampling']; objective: Objective }[] = [
   { name: 'CCDS, mean', sampling: 'ccds', objective: 'mean' },
   { name: 'random, mean', sampling: 'random', objective: 'mean' },
@@ -77,11 +69,6 @@ const PROTOCOL = {
 
 const filter = args.positionals[0] ?? '';
 const selected = (label: string) => new RegExp(filter).test(label);
-const label = (s: Setting) => {
-  const units = s.model === 'stories260K' ? 5 : 16;
-  const budget = s.budget ? `, budget ${s.budget}` : '';
-  return `${s.model} ${s.units}/${s.granularity === 'layer' ? units : 2 * units} ${s.granularity}s${budget}`;
-};
 const ppl = (r: { nllSum: number; count: number }) => Math.exp(r.nllSum / r.count);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -100,7 +87,7 @@ function heldOutWindows(docs: string[], tokenizer: Tokenizer, from: number): Tok
 }
 
 interface Trial {
-  setting: Setting;
+  setting: StoriesSetting;
   /** The search's seed. */
   seed: number;
   /** The seed of the calibration sample: fixed in the quality tables, the search seed in the ablations. */
@@ -142,7 +129,7 @@ function once<T>(key: string, make: () => Promise<T>): Promise<T> {
   return memo.get(key) as Promise<T>;
 }
 
-const loadModel = (s: Setting) =>
+const loadModel = (s: StoriesSetting) =>
   once(`${s.model}:${s.granularity}`, () => storiesEvaluator(s.model, s.granularity, pool, dir));
 
 function specOf(trial: Trial): SearchSpec {
@@ -236,7 +223,7 @@ async function runTrial(trial: Trial): Promise<TrialRow[]> {
   const masks = measured.map((m) => m.mask);
   const [onTiny, onWiki] = [await dense.evaluate(masks, heldOut[0]), await dense.evaluate(masks, heldOut[1])];
   return measured.map((m, i) => ({
-    setting: label(trial.setting),
+    setting: settingLabel(trial.setting),
     seed: trial.seed,
     calibrationSeed: trial.calibrationSeed,
     sampling: trial.sampling,
@@ -271,7 +258,7 @@ try {
   const started = performance.now();
   const quality: TrialRow[] = [];
   const summaries = [];
-  for (const setting of SETTINGS.filter((s) => selected(label(s)))) {
+  for (const setting of SETTINGS.filter((s) => selected(settingLabel(s)))) {
     const base: Trial = {
       setting,
       seed: 0,
@@ -288,7 +275,7 @@ try {
     for (const seed of SEEDS) {
       const trial = { ...base, seed };
       rows.push(...(await runTrial(trial)));
-      process.stdout.write(`${label(setting)} seed ${seed}: done\n`);
+      process.stdout.write(`${settingLabel(setting)} seed ${seed}: done\n`);
     }
     quality.push(...rows);
     const summary = bySeedMean(rows, (r) => r.strategy);
@@ -298,7 +285,7 @@ try {
     );
     const optimum = summary.find((s) => s.name === 'exhaustive');
     summaries.push({
-      setting: label(setting),
+      setting: settingLabel(setting),
       masks: space.maskCount,
       strategies: summary,
       evopBeatsEveryBaseline: baselines.every((b) => evop.tinystories <= b.tinystories),
@@ -307,7 +294,7 @@ try {
   }
 
   const ablation: TrialRow[] = [];
-  const ablationLabel = `ablation ${label(ABLATION)}`;
+  const ablationLabel = `ablation ${settingLabel(ABLATION)}`;
   if (selected(ablationLabel))
     for (const a of ABLATIONS)
       for (const seed of SEEDS) {
@@ -376,7 +363,7 @@ try {
   process.stdout.write(`\ntotal ${seconds.toFixed(0)} s\n`);
   const result = { machine: machine(), runtime: pool.config, protocol: PROTOCOL, seeds: SEEDS, seconds };
   process.stdout.write(
-    `saved ${saveResult(filter || only ? `quality-${[filter, ...(only ?? [])].join(' ').trim().replace(/\W+/g, '-').replace(/^-|-$/g, '')}` : 'quality', { ...result, summaries, ablations, quality, ablation })}\n`,
+    `saved ${saveResult(resultName('quality', [filter, ...(only ?? [])]), { ...result, summaries, ablations, quality, ablation })}\n`,
   );
 } finally {
   await pool.close();

@@ -7,7 +7,6 @@ import {
   type EvopStrategy,
   MemoryFitnessCache,
   runSearch,
-  type Scored,
   type SearchCheckpoint,
   SearchOptionError,
   SearchSpace,

@@ -137,11 +137,11 @@ export class EvopStrategy extends BaseStrategy {
     } else if (this.phase === 'screen' && this.options.lowFidelity < 1) {
       this.screened = [...results];
       this.phase = 'rescore';
-    } else if (this.phase === 'polish' && results[0]!.fidelity < 1) {
-      // A screening of the neighbourhood: remembered in screenedFitness, the members are unchanged.
     } else if (this.phase === 'polish') {
-      // The best member moves to a better neighbour as soon as one is found; the population keeps its size.
-      this.members = [...results, ...this.members].sort(byFitness).slice(0, this.options.population);
+      // A screening of the neighbourhood only fills screenedFitness. Measured on all windows: the best member moves
+      // to a better neighbour as soon as one is found; the population keeps its size.
+      if (results[0]!.fidelity === 1)
+        this.members = [...results, ...this.members].sort(byFitness).slice(0, this.options.population);
     } else {
       this.survive(results);
     }
