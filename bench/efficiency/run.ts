@@ -25,11 +25,11 @@ import {
 import { readCorpus } from '@evop/data';
 import { PrefixEvaluator, planSearch, searchSpecSchema } from '@evop/pipeline';
 import { InferencePool } from '@evop/runtime';
+import { type BenchSetting, benchEvaluator, settingLabel } from '../bench-model.ts';
 import { searchCalibration } from '../calibration.ts';
 import { machine, median, resultName, saveResult, table } from '../report.ts';
-import { type StoriesSetting, settingLabel, storiesEvaluator } from '../stories-model.ts';
 
-const SETTINGS: StoriesSetting[] = [
+const SETTINGS: BenchSetting[] = [
   { model: 'stories260K', granularity: 'sublayer', units: 4 },
   { model: 'stories-deep16', granularity: 'layer', units: 4 },
   { model: 'stories-deep16', granularity: 'layer', units: 6 },
@@ -80,12 +80,7 @@ try {
   const started = performance.now();
   const docs = readCorpus(resolveDataFile('tinystories-valid-sample/tinystories_val.txt'));
   for (const setting of SETTINGS.filter((s) => new RegExp(filter).test(settingLabel(s)))) {
-    const { layout, tokenizer, dense } = await storiesEvaluator(
-      setting.model,
-      setting.granularity,
-      pool,
-      dir,
-    );
+    const { layout, tokenizer, dense } = await benchEvaluator(setting.model, setting.granularity, pool, dir);
     const spec = searchSpecSchema.parse({
       target: { units: setting.units },
       granularity: setting.granularity,

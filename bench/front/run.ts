@@ -23,9 +23,9 @@ import {
   searchSpecSchema,
 } from '@evop/pipeline';
 import { InferencePool } from '@evop/runtime';
+import { benchEvaluator } from '../bench-model.ts';
 import { searchCalibration } from '../calibration.ts';
 import { machine, saveResult, table } from '../report.ts';
-import { storiesEvaluator } from '../stories-model.ts';
 
 const SEEDS = [0, 1, 2];
 /** bench:quality's calibration, budget and windows. */
@@ -69,12 +69,7 @@ const dir = mkdtempSync(join(tmpdir(), 'evop-front-'));
 const pool = new InferencePool({ config: runtimeConfig() });
 try {
   const started = performance.now();
-  const { layout, tokenizer, dense } = await storiesEvaluator(
-    PROTOCOL.model,
-    PROTOCOL.granularity,
-    pool,
-    dir,
-  );
+  const { layout, tokenizer, dense } = await benchEvaluator(PROTOCOL.model, PROTOCOL.granularity, pool, dir);
   const specOf = (seed: number) =>
     searchSpecSchema.parse({
       target: { units: PROTOCOL.target },

@@ -13,15 +13,15 @@ import { runtimeConfig } from '@evop/config';
 import { discoverLayers, pruneModel, readModel, writeModel } from '@evop/onnx';
 import { speedupText } from '@evop/pipeline/control';
 import { compareLatency, type Estimate, InferencePool } from '@evop/runtime';
+import { benchModel } from '../bench-model.ts';
 import { machine, saveResult, table } from '../report.ts';
-import { storiesModel } from '../stories-model.ts';
 
 const SETTINGS = { seqLen: 128, decodeTokens: 32 };
 const dir = mkdtempSync(join(tmpdir(), 'evop-latency-'));
 const pool = new InferencePool({ config: runtimeConfig() });
 const tokens = (e: Estimate) => String(Math.round(e.median));
 try {
-  const { model: dense, layout } = storiesModel('stories-deep16', dir);
+  const { model: dense, layout } = benchModel('stories-deep16', dir);
   const L = layout.layers;
   const rows = [];
   for (const k of [2, 4, 6, 8]) {

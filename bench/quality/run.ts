@@ -27,12 +27,12 @@ import {
   type SearchSpec,
   searchSpecSchema,
 } from '@evop/pipeline';
-import { InferencePool } from '@evop/runtime';
+import { InferencePool, type MaskEvaluation } from '@evop/runtime';
+import { type BenchSetting, benchEvaluator, modelLayers, settingLabel, zooModels } from '../bench-model.ts';
 import { searchCalibration } from '../calibration.ts';
 import { machine, resultName, saveResult, table } from '../report.ts';
-import { type StoriesSetting, settingLabel, storiesEvaluator } from '../stories-model.ts';
 
-const SETTINGS: StoriesSetting[] = [
+const SETTINGS: BenchSetting[] = [
   { model: 'stories260K', granularity: 'sublayer', units: 4 },
   { model: 'stories-deep16', granularity: 'layer', units: 4 },
   { model: 'stories-deep16', granularity: 'layer', units: 6 },
@@ -43,8 +43,13 @@ const SETTINGS: StoriesSetting[] = [
   { model: 'stories-deep16', granularity: 'sublayer', units: 16 },
   // The largest space again, at `evop prune`'s default budget.
   { model: 'stories-deep16', granularity: 'sublayer', units: 8, budget: 1000 },
+  // Every hf-zoo family, a third of its layers or of its sub-blocks removed.
+  ...zooModels().flatMap((model): BenchSetting[] => [
+    { model, granularity: 'layer', units: Math.round(modelLayers(model) / 3) },
+    { model, granularity: 'sublayer', units: Math.round((2 * modelLayers(model)) / 3) },
+  ]),
 ];
-const ABLATION: StoriesSetting = { model: 'stories-deep16', granularity: 'layer', units: 6 };
+const ABLATION: BenchSetting = { model: 'stories-deep16', granularity: 'layer', units: 6 };
 const ABLATIONS: { name: string; sampling: SearchSpec['sampling']; objective: Objective }[] = [
   { name: 'CCDS, mean', sampling: 'ccds', objective: 'mean' },
   { name: 'random, mean', sampling: 'random', objective: 'mean' },
@@ -87,7 +92,7 @@ function heldOutWindows(docs: string[], tokenizer: Tokenizer, from: number): Tok
 }
 
 interface Trial {
-  setting: StoriesSetting;
+  setting: BenchSetting;
   /** The search's seed. */
   seed: number;
   /** The seed of the calibration sample: fixed in the quality tables, the search seed in the ablations. */
@@ -116,6 +121,11 @@ interface TrialRow extends Searched {
   objective: string;
   pool: string;
   tinystoriesPerplexity: number;
+  /**
+   * evop's held-out TinyStories NLL per token minus this mask's on the same windows (> 0: evop's is worse), and
+   * the standard error of that paired difference over windows; null where the trial has no evop row.
+   */
+  evopMinusThis: { nll: number; standardError: number } | null;
   wikitextPerplexity: number;
 }
 
@@ -129,8 +139,8 @@ function once<T>(key: string, make: () => Promise<T>): Promise<T> {
   return memo.get(key) as Promise<T>;
 }
 
-const loadModel = (s: StoriesSetting) =>
-  once(`${s.model}:${s.granularity}`, () => storiesEvaluator(s.model, s.granularity, pool, dir));
+const loadModel = (s: BenchSetting) =>
+  once(`${s.model}:${s.granularity}`, () => benchEvaluator(s.model, s.granularity, pool, dir));
 
 function specOf(trial: Trial): SearchSpec {
   return searchSpecSchema.parse({
@@ -221,7 +231,13 @@ async function runTrial(trial: Trial): Promise<TrialRow[]> {
     ...searched,
   ];
   const masks = measured.map((m) => m.mask);
-  const [onTiny, onWiki] = [await dense.evaluate(masks, heldOut[0]), await dense.evaluate(masks, heldOut[1])];
+  // Each held-out TinyStories window its own cluster: per-window sums for the paired comparison with evop.
+  const windowOf = Array.from({ length: heldOut[0].count }, (_, w) => w);
+  const [onTiny, onWiki] = [
+    await dense.evaluate(masks, heldOut[0], { clusterOf: windowOf }),
+    await dense.evaluate(masks, heldOut[1]),
+  ];
+  const evop = onTiny[measured.findIndex((m) => m.strategy === 'evop')];
   return measured.map((m, i) => ({
     setting: settingLabel(trial.setting),
     seed: trial.seed,
@@ -231,8 +247,43 @@ async function runTrial(trial: Trial): Promise<TrialRow[]> {
     pool: trial.mixed ? 'tinystories+wikitext' : 'tinystories',
     ...m,
     tinystoriesPerplexity: ppl(onTiny[i]!),
+    evopMinusThis: evop ? pairedDifference(evop, onTiny[i]!) : null,
     wikitextPerplexity: ppl(onWiki[i]!),
   }));
+}
+
+/**
+ * `a`'s NLL per token minus `b`'s over the same windows, and its standard error from the spread of the per-window
+ * differences: how far apart two masks are on held-out text, against how far apart they would look by chance.
+ */
+function pairedDifference(a: MaskEvaluation, b: MaskEvaluation) {
+  const diffs = a.clusters!.map((w, i) => w.nllSum - b.clusters![i]!.nllSum);
+  const m = mean(diffs);
+  const variance = diffs.reduce((v, d) => v + (d - m) ** 2, 0) / (diffs.length - 1);
+  return { nll: (m * diffs.length) / a.count, standardError: Math.sqrt(variance * diffs.length) / a.count };
+}
+
+/** Not peers: the unpruned model and the exhaustive search, which no search of a large space can run. */
+const REFERENCES = new Set(['dense', 'exhaustive']);
+
+/** One seed's trial: evop against the peer with the lowest held-out TinyStories perplexity (none without both). */
+function versusBestPeer(rows: TrialRow[]) {
+  const evop = rows.find((r) => r.strategy === 'evop');
+  const peers = rows.filter((r) => !REFERENCES.has(r.strategy) && r.strategy !== 'evop');
+  if (!evop || peers.length === 0) return [];
+  const best = peers.reduce((a, b) => (b.tinystoriesPerplexity < a.tinystoriesPerplexity ? b : a));
+  const { nll, standardError } = best.evopMinusThis!;
+  return [
+    {
+      seed: evop.seed,
+      evop: evop.tinystoriesPerplexity,
+      bestPeer: best.strategy,
+      bestPeerPerplexity: best.tinystoriesPerplexity,
+      evopBest: evop.tinystoriesPerplexity <= best.tinystoriesPerplexity,
+      /** How many standard errors of the paired difference evop is behind (≤ 0 where it is not). */
+      standardErrorsBehind: standardError > 0 ? nll / standardError : 0,
+    },
+  ];
 }
 
 /** Mean over seeds of each strategy's rows, in the order the strategies first appear. */
@@ -280,15 +331,16 @@ try {
     quality.push(...rows);
     const summary = bySeedMean(rows, (r) => r.strategy);
     const evop = summary.find((s) => s.name === 'evop') ?? summary[0]!;
-    const baselines = summary.filter(
-      (s) => s.name !== 'evop' && s.name !== 'dense' && s.name !== 'exhaustive',
-    );
+    const baselines = summary.filter((s) => s.name !== 'evop' && !REFERENCES.has(s.name));
     const optimum = summary.find((s) => s.name === 'exhaustive');
+    const perSeed = SEEDS.flatMap((seed) => versusBestPeer(rows.filter((r) => r.seed === seed)));
     summaries.push({
       setting: settingLabel(setting),
       masks: space.maskCount,
       strategies: summary,
       evopBeatsEveryBaseline: baselines.every((b) => evop.tinystories <= b.tinystories),
+      perSeed,
+      evopBestEverySeed: perSeed.every((p) => p.evopBest),
       gapToExhaustive: optimum ? (evop.tinystories - optimum.tinystories) / optimum.tinystories : null,
     });
   }
@@ -333,6 +385,18 @@ try {
     const gap =
       s.gapToExhaustive === null ? '' : `; gap to exhaustive ${(100 * s.gapToExhaustive).toFixed(2)} %`;
     process.stdout.write(`evop ≤ every baseline: ${s.evopBeatsEveryBaseline ? 'yes' : 'NO'}${gap}\n`);
+    const behind = s.perSeed.filter((p) => !p.evopBest);
+    process.stdout.write(
+      `evop ≤ the best peer at ${s.perSeed.length - behind.length} of ${s.perSeed.length} seeds` +
+        behind
+          .map(
+            (p) =>
+              `; seed ${p.seed}: ${p.evop.toFixed(3)} vs ${p.bestPeer} ${p.bestPeerPerplexity.toFixed(3)}` +
+              ` (${p.standardErrorsBehind.toFixed(2)} standard errors)`,
+          )
+          .join('') +
+        '\n',
+    );
   }
   if (ablations.length > 0) {
     process.stdout.write(

@@ -26,8 +26,8 @@ import {
 import type { PruneReport } from '@evop/pipeline';
 import { QUEUES, redisConnection } from '@evop/queue';
 import { Queue } from 'bullmq';
+import { benchModel } from '../bench-model.ts';
 import { machine, median, saveResult, table } from '../report.ts';
-import { storiesModel } from '../stories-model.ts';
 
 interface Spec {
   target: { units: number };
@@ -101,7 +101,7 @@ interface Run {
 const dir = mkdtempSync(join(tmpdir(), 'evop-service-overhead-'));
 const runs: Run[] = [];
 try {
-  const deep16 = storiesModel('stories-deep16', dir).model.path;
+  const deep16 = benchModel('stories-deep16', dir).model.path;
   for (let round = 0; round < ROUNDS; round++)
     for (const job of JOBS) {
       const modelPath = job.model === 'deep16' ? deep16 : data.model;

@@ -1,0 +1,82 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { resolveDataFile } from '@evop/config';
+import { Llama2cTokenizer, loadTokenizer } from '@evop/data';
+import { discoverLayers, llama2cToOnnx, readLlama2cCheckpoint, readModel, writeModel } from '@evop/onnx';
+import { type InferencePool, OnnxEvaluator } from '@evop/runtime';
+
+/**
+ * A benchmark model: one of the shared TinyStories llama2.c checkpoints, converted by evop, or an hf-zoo family
+ * (`hf-zoo/llama`, …) as PyTorch's TorchScript exporter wrote it (see ../shared/data/hf-zoo/README.md).
+ */
+export type BenchModelName = 'stories260K' | 'stories-deep16' | `hf-zoo/${string}`;
+
+/** A benchmark setting: how many units of which kind to prune from which model, and its budget if not the default. */
+export interface BenchSetting {
+  model: BenchModelName;
+  granularity: 'layer' | 'sublayer';
+  units: number;
+  budget?: number;
+}
+
+/** The hf-zoo families that have a TorchScript export, as model names. */
+export function zooModels(): BenchModelName[] {
+  const zoo = dirname(resolveDataFile('hf-zoo/README.md'));
+  return readdirSync(zoo)
+    .filter((family) => existsSync(join(zoo, family, 'model.ts.onnx')))
+    .sort()
+    .map((family) => `hf-zoo/${family}` as const);
+}
+
+const isZoo = (name: BenchModelName): name is `hf-zoo/${string}` => name.startsWith('hf-zoo/');
+
+/** The model's decoder layers, from its configuration alone: labels are needed before any model is loaded. */
+export function modelLayers(name: BenchModelName): number {
+  if (!isZoo(name)) return readLlama2cCheckpoint(resolveDataFile(`${name}/${name}.bin`)).config.nLayers;
+  const config = JSON.parse(readFileSync(resolveDataFile(`${name}/hf/config.json`), 'utf8')) as {
+    num_hidden_layers: number;
+  };
+  return config.num_hidden_layers;
+}
+
+/** A setting's label, which the benchmarks' filters match: `stories-deep16 8/32 sublayers, budget 1000`. */
+export function settingLabel(s: BenchSetting): string {
+  const layers = modelLayers(s.model);
+  const budget = s.budget ? `, budget ${s.budget}` : '';
+  return `${s.model} ${s.units}/${s.granularity === 'layer' ? layers : 2 * layers} ${s.granularity}s${budget}`;
+}
+
+/**
+ * A benchmark model read back as a user's export would be, with its layout and tokenizer; a stories checkpoint is
+ * first converted to `<dir>/<name>.onnx`.
+ */
+export function benchModel(name: BenchModelName, dir: string) {
+  if (isZoo(name)) {
+    const model = readModel(resolveDataFile(`${name}/model.ts.onnx`));
+    return {
+      model,
+      layout: discoverLayers(model.proto),
+      tokenizer: loadTokenizer(resolveDataFile('hf-zoo/tokenizer.json')),
+    };
+  }
+  const path = join(dir, `${name}.onnx`);
+  writeModel(llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile(`${name}/${name}.bin`))), path);
+  const model = readModel(path);
+  return {
+    model,
+    layout: discoverLayers(model.proto),
+    tokenizer: Llama2cTokenizer.fromFile(resolveDataFile(`${name}/tok512.bin`)),
+  };
+}
+
+/** `benchModel` with its dense evaluator at a granularity, on `pool`, caching under `dir`. */
+export async function benchEvaluator(
+  name: BenchModelName,
+  granularity: 'layer' | 'sublayer',
+  pool: InferencePool,
+  dir: string,
+) {
+  const { model, layout, tokenizer } = benchModel(name, dir);
+  const dense = await OnnxEvaluator.create({ pool, model, layout, granularity, cacheDir: dir });
+  return { layout, tokenizer, dense };
+}
