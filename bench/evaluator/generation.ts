@@ -17,9 +17,16 @@ import { PROTOCOL, workDir } from './setup.ts';
 /** Screened offspring of the fifth generation: the population has begun to agree on its prefixes, not yet converged. */
 export const GENERATION = 5;
 
-export async function gaGeneration(model: LoadedModel, layout: DecoderLayout): Promise<string[]> {
-  const path = join(workDir, `ga-generation-${GENERATION}.json`);
-  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as string[];
+/**
+ * Every batch evop's search asked for, in order, up to and with the screened offspring of generation GENERATION:
+ * `before` are the batches a search evaluates ahead of it, `generation` that batch.
+ */
+export async function gaHistory(
+  model: LoadedModel,
+  layout: DecoderLayout,
+): Promise<{ before: Candidate[][]; generation: Candidate[] }> {
+  const path = join(workDir, `ga-history-${GENERATION}.json`);
+  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8'));
   const spec = searchSpecSchema.parse({
     target: { units: PROTOCOL.pruned },
     granularity: 'layer',
@@ -36,15 +43,22 @@ export async function gaGeneration(model: LoadedModel, layout: DecoderLayout): P
     strategy: createStrategy('evop', space, { seed: 0, budget: spec.budget }),
     evaluator: {
       evaluate: (candidates, signal) => {
-        batches.push([...candidates]);
+        batches.push(candidates.map(({ mask, fidelity }) => ({ mask, fidelity })));
         return scorer.evaluate(candidates, signal);
       },
     },
   });
   await pool.close();
   // Offspring batches are screened below full fidelity; the first batch is the initial population.
-  const offspring = batches.filter((b) => b.every((c) => c.fidelity < 1));
-  const masks = [...new Set(offspring[GENERATION - 1]!.map((c) => c.mask))];
-  writeFileSync(path, JSON.stringify(masks));
-  return masks;
+  const screened = batches.flatMap((b, i) => (b.every((c) => c.fidelity < 1) ? [i] : []));
+  const at = screened[GENERATION - 1]!;
+  const history = { before: batches.slice(0, at), generation: batches[at]! };
+  writeFileSync(path, JSON.stringify(history));
+  return history;
+}
+
+/** The distinct masks of generation GENERATION's screened offspring. */
+export async function gaGeneration(model: LoadedModel, layout: DecoderLayout): Promise<string[]> {
+  const { generation } = await gaHistory(model, layout);
+  return [...new Set(generation.map((c) => c.mask))];
 }

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runtimeConfig } from '@evop/config';
+import { runtimeConfig, tokensPerRun } from '@evop/config';
 import { machine, saveResult, table } from '../report.ts';
 import { GENERATION, gaGeneration } from './generation.ts';
 import { LARGE_VOCAB, PROTOCOL, setup } from './setup.ts';
@@ -104,6 +104,62 @@ for (const [set, r] of Object.entries(trieRatios))
   console.log(
     `${set}: a′/c = ${r.tOverC.toFixed(3)}${set === 'ga' ? ' (target ≤ 0.7)' : ''}, a′/a = ${r.tOverA.toFixed(3)}, a/c = ${r.aOverC.toFixed(3)}; NLL a′ = a to the last bit: ${r.identicalNll}`,
   );
+// The same generation as the search measures it: on the windows it is screened on, from a cold trie evaluator and
+// from one that has evaluated the search's earlier batches (the states a search's evaluator holds by then).
+const inSitu = Object.fromEntries(
+  (
+    [
+      ['c', 'ga-screen'],
+      ['t', 'ga-screen'],
+      ['t', 'ga-warm'],
+    ] as const
+  ).map(([v, set]) => [`${v} ${set}`, runVariant(v, 'stories-deep16', set)]),
+);
+const screen = inSitu['c ga-screen'];
+// The pruned forwards' work in unit runs: each mask's kept layers, once per run of windows as the trie packs them;
+// the trie's runs with a unit kept against it (its runs of pruned units only add a residual sum each).
+const runs = Math.ceil(
+  screen.windows / Math.floor(tokensPerRun(runtimeConfig(), layout.vocabSize) / PROTOCOL.seqLen),
+);
+const prunedUnitRuns = generation.length * (PROTOCOL.layers - PROTOCOL.pruned) * runs;
+const inSituRatios = {
+  coldOverC: inSitu['t ga-screen'].secondsPerMask / screen.secondsPerMask,
+  warmOverC: inSitu['t ga-warm'].secondsPerMask / screen.secondsPerMask,
+  coldWork: inSitu['t ga-screen'].unitRuns.kept / prunedUnitRuns,
+  warmWork: inSitu['t ga-warm'].unitRuns.kept / prunedUnitRuns,
+  identicalNll: inSitu['t ga-warm'].nll.every((x: number, i: number) => x === inSitu['t ga-screen'].nll[i]),
+};
+console.log(
+  `
+in the search: generation ${GENERATION} on the ${screen.windows} windows it is screened on; (a′) from a cold trie evaluator and after the search's earlier batches (EVOP_TRIE_CACHE_MB ${runtimeConfig().trieCacheBytes / 2 ** 20}):`,
+);
+console.log(
+  table(
+    ['variant', 's/mask', 'unit runs: kept / all pruned', 'kept of the pruned forwards’', 'peak RSS MiB'],
+    [
+      [
+        '(c) pruned forwards',
+        screen.secondsPerMask.toFixed(3),
+        prunedUnitRuns,
+        '1',
+        Math.round(screen.peakRssMiB),
+      ],
+      ...(['ga-screen', 'ga-warm'] as const).map((set) => {
+        const r = inSitu[`t ${set}`];
+        return [
+          `(a′) trie evaluator, ${set === 'ga-warm' ? 'after the earlier batches' : 'cold'}`,
+          r.secondsPerMask.toFixed(3),
+          `${r.unitRuns.kept} / ${r.unitRuns.pruned}`,
+          (r.unitRuns.kept / prunedUnitRuns).toFixed(3),
+          Math.round(r.peakRssMiB),
+        ];
+      }),
+    ],
+  ),
+);
+console.log(
+  `a′/c = ${inSituRatios.coldOverC.toFixed(3)} cold, ${inSituRatios.warmOverC.toFixed(3)} after the earlier batches (target ≤ 0.7); NLL warm = cold to the last bit: ${inSituRatios.identicalNll}`,
+);
 const path = saveResult('evaluator', {
   protocol: PROTOCOL,
   runtime: runtimeConfig(),
@@ -113,6 +169,7 @@ const path = saveResult('evaluator', {
   nllAgreement,
   largeVocab: { vocab: LARGE_VOCAB, windows: 16, results: large, bOverA: largeRatio },
   trie: { generation: GENERATION, gaMasks: generation, results: trie, ratios: trieRatios },
+  inSitu: { results: inSitu, prunedUnitRuns, ratios: inSituRatios },
   date: new Date().toISOString(),
 });
 console.log(`saved ${path}`);

@@ -5,36 +5,47 @@
  *   b  the naive way: one mask per run through a plainly gated graph (no skipping of closed units), full
  *      logits returned, NLL computed in TypeScript;
  *   c  the limit: a forward pass of each physically pruned model alone, on the same tokens.
- * on the protocol's masks, or (third argument) `random`: 32 random masks, or `ga`: a real GA generation's
- * (generation.ts). Prints one JSON line.
+ * on the protocol's masks, or (third argument) `random`: 32 random masks, `ga`: a real GA generation's
+ * (generation.ts), `ga-screen`: the same on the windows the search screens them on, `ga-warm`: the same after the
+ * batches the search evaluates before them (untimed, in order, each on its fidelity's windows), so that the trie
+ * evaluator starts with the prefix states a search's own evaluator would hold. Prints one JSON line.
  */
 import { join } from 'node:path';
 import { runtimeConfig } from '@evop/config';
 import { GATE_INPUT, instrument, LABELS_INPUT, pruneModel, writeModel } from '@evop/onnx';
+import { prefixLength } from '@evop/pipeline';
 import { decoderFeeds, InferencePool, OnnxEvaluator, TrieEvaluator } from '@evop/runtime';
-import { gaGeneration } from './generation.ts';
+import { gaHistory } from './generation.ts';
 import { PROTOCOL, randomMasks, setup, workDir } from './setup.ts';
 
 const variant = process.argv[2] as 'a' | 'b' | 'c' | 't';
 const maskSet = process.argv[4] ?? 'protocol';
-const { model, layout, windows, ...protocol } = setup(process.argv[3] === 'large-vocab');
-const masks =
-  maskSet === 'ga'
-    ? await gaGeneration(model, layout)
-    : maskSet === 'random'
-      ? randomMasks(32)
-      : protocol.masks;
+const { model, layout, windows: all, ...protocol } = setup(process.argv[3] === 'large-vocab');
+const ga = maskSet.startsWith('ga') ? await gaHistory(model, layout) : undefined;
+const masks = ga
+  ? [...new Set(ga.generation.map((c) => c.mask))]
+  : maskSet === 'random'
+    ? randomMasks(32)
+    : protocol.masks;
+/** The first ⌈f·n⌉ windows, as the search's PrefixEvaluator measures fidelity f. */
+const prefix = (fidelity: number) =>
+  all.select(Array.from({ length: prefixLength(fidelity, all.count) }, (_, i) => i));
+const windows = ga && maskSet !== 'ga' ? prefix(ga.generation[0]!.fidelity) : all;
 const pool = new InferencePool({ config: runtimeConfig() });
 const T = windows.seqLen;
 const allIds = Array.from(windows.tokens);
 
 const ROUNDS = 3;
 
-/** Seconds per mask: each round evaluates every mask once; the median round counts. */
-async function perMask(evaluateAll: () => Promise<void>): Promise<number> {
+/**
+ * Seconds per mask: each round evaluates every mask once, after `prepare` (untimed); the median round counts.
+ */
+async function perMask(evaluateAll: () => Promise<void>, prepare = async () => {}): Promise<number> {
+  await prepare();
   await evaluateAll(); // warm-up: sessions, arenas
   const rounds: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
+    await prepare();
     const start = performance.now();
     await evaluateAll();
     rounds.push((performance.now() - start) / 1000 / masks.length);
@@ -44,13 +55,38 @@ async function perMask(evaluateAll: () => Promise<void>): Promise<number> {
 
 let secondsPerMask: number;
 let nll: number[] = [];
-if (variant === 'a' || variant === 't') {
+/** Unit segments the trie evaluator ran in the last timed round (with a unit kept, all pruned). */
+let unitRuns: { kept: number; pruned: number } | undefined;
+if (variant === 'a') {
   const options = { pool, model, layout, granularity: 'layer' as const, cacheDir: workDir };
-  const evaluator =
-    variant === 't' ? await TrieEvaluator.create(options) : await OnnxEvaluator.create(options);
+  const evaluator = await OnnxEvaluator.create(options);
   secondsPerMask = await perMask(async () => {
     nll = (await evaluator.evaluate(masks, windows)).map((r) => r.nllSum);
   });
+} else if (variant === 't') {
+  const options = { pool, model, layout, granularity: 'layer' as const, cacheDir: workDir };
+  let evaluator = await TrieEvaluator.create(options);
+  secondsPerMask = await perMask(
+    async () => {
+      const before = { ...evaluator.unitRuns };
+      nll = (await evaluator.evaluate(masks, windows)).map((r) => r.nllSum);
+      unitRuns = {
+        kept: evaluator.unitRuns.kept - before.kept,
+        pruned: evaluator.unitRuns.pruned - before.pruned,
+      };
+    },
+    // Each round from an evaluator that kept no states of the round before (they would spare it everything).
+    async () => {
+      evaluator = await TrieEvaluator.create(options);
+      if (maskSet === 'ga-warm')
+        for (const batch of ga!.before)
+          for (const fidelity of new Set(batch.map((c) => c.fidelity)))
+            await evaluator.evaluate(
+              batch.filter((c) => c.fidelity === fidelity).map((c) => c.mask),
+              prefix(fidelity),
+            );
+    },
+  );
 } else if (variant === 'b') {
   const search = instrument(model.proto, layout, { granularity: 'layer', skipClosed: false });
   search.graph.output.push({ ...search.graph.output[0]!, name: layout.logits, type: null as never });
@@ -124,6 +160,8 @@ console.log(
     masksPerSecond: 1 / secondsPerMask,
     tokensPerSecond: (windows.count * PROTOCOL.seqLen) / secondsPerMask,
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    windows: windows.count,
+    unitRuns,
     nll,
   }),
 );

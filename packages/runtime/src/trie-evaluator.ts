@@ -26,25 +26,16 @@ import type { InferencePool } from './inference-pool.ts';
 import { checkLayout } from './layout-check.ts';
 import { checkMasks, type MaskScorer, rowName, sumRows } from './mask-sums.ts';
 import type { MaskEvaluation, OnnxEvaluatorOptions } from './onnx-evaluator.ts';
+import { PrefixStates, type State } from './prefix-states.ts';
 import { float32, int64, type WireFeeds, type WireTensor } from './wire-tensor.ts';
 
 /** Bumped whenever the way segments are cut changes, so that segments written by an older evop are not reused. */
 const SEGMENT_VERSION = 1;
 
-/** What the segments done so far hand on: the stream where the next one starts, and values computed on the way. */
-type State = Record<string, WireTensor>;
-
 /** Masks sharing a prefix share a node: children by the bits of the next segment's units, masks at the leaves. */
 interface TrieNode {
   children: Map<string, TrieNode>;
   masks: number[];
-}
-
-/** A cut of the trie's path from the root: the node, the bits that led to it, its state while kept. */
-interface PathStep {
-  node: TrieNode;
-  bits: string;
-  state?: State;
 }
 
 /**
@@ -53,18 +44,29 @@ interface PathStep {
  * hidden states kept for the trie's branch points, so that a generation costs less than the sum of its pruned
  * forwards. Each segment is the search graph's own nodes (its `If`s around the branches included), fed the same
  * values and cut where onnxruntime fuses nothing across (`splitAtUnits`, `segmentModel`), so the NLL is the search
- * graph's to the last bit (tested). Rows are windows, packed into runs as OnnxEvaluator packs them; each run of windows
- * walks the trie depth first, keeping a branch point's states only within `EVOP_TRIE_CACHE_MB` (split between
- * the pool's threads) and recomputing its later children from the nearest kept ancestor when over.
+ * graph's to the last bit (tested) where both pack a window with others: a window the gated graph ran alone, as the
+ * last row of a batch, was seen to differ in its last bits from the same window run with others. Rows are windows,
+ * packed into runs as OnnxEvaluator packs them; each run of windows walks the trie depth first. The states of the
+ * prefixes it passes are kept in `EVOP_TRIE_CACHE_MB`, least recently used dropped first, and kept across batches:
+ * a later child of a branch point, and a later batch's mask on the same windows, start from the deepest kept
+ * prefix they share (a generation's offspring share long prefixes with the parents measured before them).
  */
 export class TrieEvaluator implements MaskScorer {
   readonly units: number;
+
+  /**
+   * Unit segments run so far, on one run of windows each, with a unit kept and with all pruned (those cost a
+   * residual sum): the work the trie and the kept states leave.
+   */
+  readonly unitRuns = { kept: 0, pruned: 0 };
+  private readonly states: PrefixStates;
 
   private constructor(
     private readonly options: OnnxEvaluatorOptions,
     private readonly segments: (Segment & { path: string })[],
   ) {
     this.units = unitsOf(options.layout, options.granularity).length;
+    this.states = new PrefixStates(options.pool.config.trieCacheBytes);
   }
 
   /** Cuts the search graph (once per model and granularity: the segments are kept in `cacheDir`). */
@@ -92,8 +94,9 @@ export class TrieEvaluator implements MaskScorer {
     );
   }
 
-  /** Frees the memory of the segments' sessions; evaluating again loads them again. */
+  /** Frees the memory of the segments' sessions and of the kept states; evaluating again loads them again. */
   unload(): Promise<void> {
+    this.states.clear();
     return this.options.pool.unload(...this.segments.map((s) => s.path));
   }
 
@@ -121,20 +124,19 @@ export class TrieEvaluator implements MaskScorer {
     );
     const starts = Array.from({ length: Math.ceil(windows.count / per) }, (_, i) => i * per);
     const perRow = new Array<{ nll: number; count: number }>(masks.length * windows.count);
-    // One run of windows per thread at a time, each keeping its share of the cache.
+    const content = windows.sha256;
+    // One run of windows per thread at a time.
     const lanes = Math.min(pool.threads, starts.length);
-    const budget = { bytes: pool.config.trieCacheBytes / lanes };
     let next = 0;
     await Promise.all(
       Array.from({ length: lanes }, async () => {
         while (next < starts.length) {
           const start = starts[next++]!;
           const count = Math.min(per, windows.count - start);
-          await new Walk(this, windows, start, count, masks, root, { ...budget }, options.signal).run(
-            (m, r, nll, rowCount) => {
-              perRow[m * windows.count + start + r] = { nll, count: rowCount };
-            },
-          );
+          const run = { windows, key: `${content}:${start}:${count}`, start, rows: count };
+          await new Walk(this, run, masks, root, this.states, options.signal).walk((m, r, nll, rowCount) => {
+            perRow[m * windows.count + start + r] = { nll, count: rowCount };
+          });
         }
       }),
     );
@@ -170,21 +172,33 @@ export class TrieEvaluator implements MaskScorer {
   }
 }
 
+/** The windows a walk runs on: rows [start, start + rows) of `windows`, named by `key` wherever states are kept. */
+interface WindowRun {
+  windows: TokenWindows;
+  key: string;
+  start: number;
+  rows: number;
+}
+
 /** One run of windows walking the trie depth first. */
 class Walk {
   private readonly inputs: WireFeeds;
-  private readonly path: PathStep[] = [];
+  /** The bits of each node from the root to the one being visited. */
+  private readonly path: string[] = [];
+  private readonly start: number;
+  private readonly rows: number;
 
   constructor(
     private readonly trie: TrieEvaluator,
-    windows: TokenWindows,
-    private readonly start: number,
-    private readonly rows: number,
+    private readonly run: WindowRun,
     private readonly masks: readonly string[],
     private readonly root: TrieNode,
-    private readonly budget: { bytes: number },
+    private readonly states: PrefixStates,
     private readonly signal: AbortSignal | undefined,
   ) {
+    const { windows, start, rows } = run;
+    this.start = start;
+    this.rows = rows;
     const T = windows.seqLen;
     const ids = windows.tokens.subarray(start * T, (start + rows) * T);
     const labels = new Array<number>(rows * T);
@@ -194,12 +208,27 @@ class Walk {
     this.inputs[LABELS_INPUT] = int64(labels, [rows, T]);
   }
 
-  async run(record: (mask: number, row: number, nll: number, count: number) => void): Promise<void> {
-    const state = await this.segment(this.trie.embedding, {}, '');
-    await this.visit(this.root, '', state, record);
+  async walk(record: (mask: number, row: number, nll: number, count: number) => void): Promise<void> {
+    await this.visit(this.root, '', await this.embedded(), record);
   }
 
-  /** `state` is the node's: handed to its first child, kept for the others while the budget allows. */
+  private key(bits: string): string {
+    return `${this.run.key}|${bits}`;
+  }
+
+  /** The state before the first unit, kept like any prefix's. */
+  private async embedded(): Promise<State> {
+    const kept = this.states.get(this.key(''));
+    if (kept) return kept;
+    const state = await this.segment(this.trie.embedding, {}, '');
+    this.states.set(this.key(''), state);
+    return state;
+  }
+
+  /**
+   * `state` is the node's: handed to the first child that has to be computed, then dropped (a deep trie would
+   * otherwise hold a state per level beyond the budget); later children start from the kept states.
+   */
   private async visit(
     node: TrieNode,
     bits: string,
@@ -214,39 +243,39 @@ class Walk {
       for (const m of node.masks) for (let r = 0; r < this.rows; r++) record(m, r, nll[r]!, count[r]!);
       return;
     }
-    const step: PathStep = { node, bits };
-    const size = bytes(state);
-    if (node.children.size > 1 && size <= this.budget.bytes) {
-      this.budget.bytes -= size;
-      step.state = state;
-    }
-    this.path.push(step);
+    this.path.push(bits);
+    this.states.pin(this.key(bits));
     try {
       let first: State | undefined = state;
       for (const [childBits, child] of node.children) {
-        // Not kept: dropped once the first child has it, recomputed for the others.
-        const from = first ?? step.state ?? (await this.recompute());
+        const prefix = bits + childBits;
+        let reached = this.states.get(this.key(prefix));
+        if (!reached) {
+          const from = first ?? this.states.get(this.key(bits)) ?? (await this.recompute());
+          reached = await this.advance(this.path.length - 1, from, prefix);
+          // A leaf's state leads only to its head: not worth a place among the kept ones.
+          if (child.masks.length === 0) this.states.set(this.key(prefix), reached);
+        }
         first = undefined;
-        await this.visit(
-          child,
-          bits + childBits,
-          await this.advance(this.path.length - 1, from, bits + childBits),
-          record,
-        );
+        await this.visit(child, prefix, reached, record);
       }
     } finally {
+      this.states.unpin(this.key(bits));
       this.path.pop();
-      if (step.state) this.budget.bytes += size;
     }
   }
 
-  /** The state of the deepest node on the path, from its nearest ancestor whose state was kept (or the start). */
+  /** The state of the deepest node on the path, from its nearest ancestor whose state is kept (or the start). */
   private async recompute(): Promise<State> {
     let from = this.path.length - 1;
-    while (from >= 0 && !this.path[from]!.state) from--;
-    let state = from >= 0 ? this.path[from]!.state! : await this.segment(this.trie.embedding, {}, '');
-    for (let d = Math.max(from, 0); d < this.path.length - 1; d++)
-      state = await this.advance(d, state, this.path[d + 1]!.bits);
+    let state: State | undefined;
+    for (; from > 0 && !state; from--) state = this.states.get(this.key(this.path[from]!));
+    if (state) from++;
+    else state = await this.embedded();
+    for (let d = from; d < this.path.length - 1; d++) {
+      state = await this.advance(d, state, this.path[d + 1]!);
+      this.states.set(this.key(this.path[d + 1]!), state);
+    }
     return state;
   }
 
@@ -257,12 +286,22 @@ class Walk {
     const out =
       segment.passesStream && !own.includes('1')
         ? Object.fromEntries(segment.writes.map((name, j) => [name, state[segment.reads[j]!]!]))
-        : await this.segment(segment, state, bits);
+        : await this.unitSegment(segment, state, bits, own.includes('1'));
     // What later segments read: the cut where the next starts, and values handed on further.
     const next: State = {};
     for (const [name, tensor] of Object.entries({ ...state, ...out }))
       if (this.trie.readAfter(depth + 1).has(name)) next[name] = tensor;
     return next;
+  }
+
+  private unitSegment(
+    segment: Segment & { path: string },
+    state: State,
+    bits: string,
+    kept: boolean,
+  ): Promise<State> {
+    this.trie.unitRuns[kept ? 'kept' : 'pruned']++;
+    return this.segment(segment, state, bits);
   }
 
   /** One segment on this walk's windows; `bits`, the kept and pruned units so far, open and close its gates. */
@@ -277,16 +316,11 @@ class Walk {
         feeds[name] = float32(gate, [this.rows, U]);
       } else feeds[name] = cloneTensor(this.inputs[name]!);
     }
-    // Copies: a run takes its feeds' buffers, and a state may be read again (by a later child, a recompute).
+    // Copies: a run takes its feeds' buffers, and a state is kept to be read again.
     for (const name of segment.reads) feeds[name] = cloneTensor(state[name]!);
     const fetches = segment.writes.length > 0 ? segment.writes : ['evop_nll', 'evop_count'];
     return this.trie.pool.run(segment.path, feeds, fetches, this.signal);
   }
-}
-
-/** Bytes a state holds. */
-function bytes(state: State): number {
-  return Object.values(state).reduce((n, t) => n + t.data.byteLength, 0);
 }
 
 function cloneTensor(t: WireTensor): WireTensor {

@@ -88,6 +88,33 @@ test('a cache budget too small for any hidden state (every branch recomputed) gi
   );
 });
 
+test('states kept from one batch spare the next the prefixes it shares, with the same numbers', async () => {
+  const model = modelFile('stories-deep16/stories-deep16.bin');
+  const { trie } = await evaluators(model, 'layer');
+  const parents = batch(trie.units);
+  await trie.evaluate(parents, windows);
+  // The next generation: each parent with one of its last four units flipped.
+  const children = parents.map((mask, i) => {
+    const u = trie.units - 1 - (i % 4);
+    return mask.slice(0, u) + (mask[u] === '1' ? '0' : '1') + mask.slice(u + 1);
+  });
+  const runs = (e: TrieEvaluator) => e.unitRuns.kept + e.unitRuns.pruned;
+  const before = runs(trie);
+  const warm = await trie.evaluate(children, windows, { clusterOf });
+  const warmRuns = runs(trie) - before;
+  const { trie: fresh } = await evaluators(model, 'layer');
+  assert.deepEqual(warm, await fresh.evaluate(children, windows, { clusterOf }));
+  assert.ok(warmRuns < runs(fresh) / 3, `${warmRuns} unit runs after the parents, ${runs(fresh)} without`);
+  // The same masks on other windows share nothing with them.
+  const other = stories(64, 20).select([13, 14, 15, 16, 17, 18, 19]);
+  const { trie: elsewhere } = await evaluators(model, 'layer');
+  assert.deepEqual(await trie.evaluate(children, other), await elsewhere.evaluate(children, other));
+  // Measured again on the same windows, only each mask's last unit runs (a leaf's state is not kept), per run of 5.
+  const again = runs(trie);
+  await trie.evaluate(children, windows);
+  assert.equal(runs(trie) - again, new Set(children).size * Math.ceil(windows.count / 5));
+});
+
 test('EVOP_EVALUATOR=trie gives the search the trie evaluator on float32 models, the gated graph on float16 ones', async () => {
   const pool = new InferencePool({ config: cpuConfig({ evaluator: 'trie' }) });
   pools.push(pool);
