@@ -1,8 +1,15 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { resolveDataFile } from '@evop/config';
 import { Llama2cTokenizer, loadTokenizer } from '@evop/data';
-import { discoverLayers, llama2cToOnnx, readLlama2cCheckpoint, readModel, writeModel } from '@evop/onnx';
+import {
+  discoverLayers,
+  llama2cToOnnx,
+  readLlama2cCheckpoint,
+  readModel,
+  unitsOf,
+  writeModel,
+} from '@evop/onnx';
 import { type InferencePool, OnnxEvaluator } from '@evop/runtime';
 
 /**
@@ -30,14 +37,20 @@ export function zooModels(): BenchModelName[] {
 
 const isZoo = (name: BenchModelName): name is `hf-zoo/${string}` => name.startsWith('hf-zoo/');
 
-/** The model's decoder layers, from its configuration alone: labels are needed before any model is loaded. */
+/** The model's decoder layers, before any evaluator is made: labels are needed to choose what to run. */
 export function modelLayers(name: BenchModelName): number {
-  if (!isZoo(name)) return readLlama2cCheckpoint(resolveDataFile(`${name}/${name}.bin`)).config.nLayers;
-  const config = JSON.parse(readFileSync(resolveDataFile(`${name}/hf/config.json`), 'utf8')) as {
-    num_hidden_layers: number;
-  };
-  return config.num_hidden_layers;
+  let layers = layerCounts.get(name);
+  if (layers === undefined) {
+    layers = isZoo(name)
+      ? unitsOf(discoverLayers(readModel(zooFile(name)).proto), 'layer').length
+      : readLlama2cCheckpoint(resolveDataFile(`${name}/${name}.bin`)).config.nLayers;
+    layerCounts.set(name, layers);
+  }
+  return layers;
 }
+const layerCounts = new Map<BenchModelName, number>();
+
+const zooFile = (name: `hf-zoo/${string}`) => resolveDataFile(`${name}/model.ts.onnx`);
 
 /** A setting's label, which the benchmarks' filters match: `stories-deep16 8/32 sublayers, budget 1000`. */
 export function settingLabel(s: BenchSetting): string {
@@ -52,7 +65,7 @@ export function settingLabel(s: BenchSetting): string {
  */
 export function benchModel(name: BenchModelName, dir: string) {
   if (isZoo(name)) {
-    const model = readModel(resolveDataFile(`${name}/model.ts.onnx`));
+    const model = readModel(zooFile(name));
     return {
       model,
       layout: discoverLayers(model.proto),
