@@ -309,6 +309,14 @@ try {
   const started = performance.now();
   const quality: TrialRow[] = [];
   const summaries = [];
+  const name = resultName('quality', [filter, ...(only ?? [])]);
+  const header = () => ({
+    machine: machine(),
+    runtime: pool.config,
+    protocol: PROTOCOL,
+    seeds: SEEDS,
+    seconds: (performance.now() - started) / 1000,
+  });
   for (const setting of SETTINGS.filter((s) => selected(settingLabel(s)))) {
     const base: Trial = {
       setting,
@@ -343,6 +351,8 @@ try {
       evopBestEverySeed: perSeed.every((p) => p.evopBest),
       gapToExhaustive: optimum ? (evop.tinystories - optimum.tinystories) / optimum.tinystories : null,
     });
+    // Saved as each setting ends: a run stopped later keeps the settings it finished.
+    saveResult(name, { ...header(), complete: false, summaries, quality });
   }
 
   const ablation: TrialRow[] = [];
@@ -423,12 +433,9 @@ try {
       )}\n`,
     );
   }
-  const seconds = (performance.now() - started) / 1000;
-  process.stdout.write(`\ntotal ${seconds.toFixed(0)} s\n`);
-  const result = { machine: machine(), runtime: pool.config, protocol: PROTOCOL, seeds: SEEDS, seconds };
-  process.stdout.write(
-    `saved ${saveResult(resultName('quality', [filter, ...(only ?? [])]), { ...result, summaries, ablations, quality, ablation })}\n`,
-  );
+  const result = { ...header(), complete: true, summaries, ablations, quality, ablation };
+  process.stdout.write(`\ntotal ${result.seconds.toFixed(0)} s\n`);
+  process.stdout.write(`saved ${saveResult(name, result)}\n`);
 } finally {
   await pool.close();
   rmSync(dir, { recursive: true, force: true });
