@@ -1,9 +1,11 @@
 /**
- * Quality against the peer methods (issue: benchmarks). For each setting: one CCDS calibration of TinyStories
- * windows shared by every strategy, then, for each search seed, evop, the peer methods of its granularity, random
- * search on evop's budget and exhaustive search where the space has ≤ 5000 masks, each on its own fitness cache;
- * every best mask then measured on held-out TinyStories windows and on out-of-domain WikiText-2 windows that no
- * calibration pool contains. Ablations on a mixed TinyStories + WikiText-2 pool, where the seed drives the
+ * Quality against the peer methods (issue: benchmarks). Settings: the TinyStories llama2.c models, and every
+ * hf-zoo family at a third of its layers and a third of its sub-blocks. For each setting: one CCDS calibration of
+ * TinyStories windows shared by every strategy, then, for each search seed, evop, the peer methods of its
+ * granularity, random search on evop's budget and exhaustive search where the space has ≤ 5000 masks, each on its
+ * own fitness cache; every best mask then measured on held-out TinyStories windows and on out-of-domain WikiText-2
+ * windows that no calibration pool contains, and, per seed, evop against the best peer with the standard error of
+ * their paired difference. Ablations on a mixed TinyStories + WikiText-2 pool, where the seed drives the
  * calibration sample too (as `evop prune --seed` does): CCDS vs random calibration, and the mean vs the
  * cluster-balanced (and worst-cluster) objective.
  * `npm run bench:quality [-- FILTER] [--strategies evop,…] [--seeds 0,1,2]`; results in bench/results/quality.json,
