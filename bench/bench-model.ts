@@ -1,9 +1,10 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { resolveDataFile } from '@evop/config';
-import { Llama2cTokenizer, loadTokenizer } from '@evop/data';
+import { loadTokenizer } from '@evop/data';
 import {
   discoverLayers,
+  type LoadedModel,
   llama2cToOnnx,
   readLlama2cCheckpoint,
   readModel,
@@ -64,21 +65,17 @@ export function settingLabel(s: BenchSetting): string {
  * first converted to `<dir>/<name>.onnx`.
  */
 export function benchModel(name: BenchModelName, dir: string) {
-  if (isZoo(name)) {
-    const model = readModel(zooFile(name));
-    return {
-      model,
-      layout: discoverLayers(model.proto),
-      tokenizer: loadTokenizer(resolveDataFile('hf-zoo/tokenizer.json')),
-    };
+  let model: LoadedModel;
+  if (isZoo(name)) model = readModel(zooFile(name));
+  else {
+    const path = join(dir, `${name}.onnx`);
+    writeModel(llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile(`${name}/${name}.bin`))), path);
+    model = readModel(path);
   }
-  const path = join(dir, `${name}.onnx`);
-  writeModel(llama2cToOnnx(readLlama2cCheckpoint(resolveDataFile(`${name}/${name}.bin`))), path);
-  const model = readModel(path);
   return {
     model,
     layout: discoverLayers(model.proto),
-    tokenizer: Llama2cTokenizer.fromFile(resolveDataFile(`${name}/tok512.bin`)),
+    tokenizer: loadTokenizer(resolveDataFile(isZoo(name) ? 'hf-zoo/tokenizer.json' : `${name}/tok512.bin`)),
   };
 }
 

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveDataFile, runtimeConfig } from '@evop/config';
 import { type Candidate, createStrategy, runSearch } from '@evop/core';
-import { Llama2cTokenizer, readCorpus, windowsFromDocuments } from '@evop/data';
+import { Llama2cTokenizer, readCorpus, type TokenWindows, windowsFromDocuments } from '@evop/data';
 import type { DecoderLayout, LoadedModel } from '@evop/onnx';
 import { PrefixEvaluator, planSearch, searchSpecSchema } from '@evop/pipeline';
 import { InferencePool, OnnxEvaluator } from '@evop/runtime';
@@ -16,6 +16,39 @@ import { PROTOCOL, workDir } from './setup.ts';
 
 /** Screened offspring of the fifth generation: the population has begun to agree on its prefixes, not yet converged. */
 export const GENERATION = 5;
+
+/**
+ * Every batch evop's search (seed 0) asks for on `windows`, in order, each candidate's mask and fidelity; the
+ * search runs on the gated evaluator of a pool of its own, caching graphs under `cacheDir`.
+ */
+export async function recordSearch(
+  model: LoadedModel,
+  layout: DecoderLayout,
+  search: { granularity: 'layer' | 'sublayer'; units: number; budget: number },
+  windows: TokenWindows,
+  cacheDir: string,
+): Promise<Candidate[][]> {
+  const { granularity, units, budget } = search;
+  const { space } = planSearch(layout, searchSpecSchema.parse({ target: { units }, granularity, budget }));
+  const pool = new InferencePool({ config: runtimeConfig() });
+  const batches: Candidate[][] = [];
+  try {
+    const onnx = await OnnxEvaluator.create({ pool, model, layout, granularity, cacheDir });
+    const scorer = new PrefixEvaluator(onnx, windows);
+    await runSearch({
+      strategy: createStrategy('evop', space, { seed: 0, budget }),
+      evaluator: {
+        evaluate: (candidates, signal) => {
+          batches.push(candidates.map(({ mask, fidelity }) => ({ mask, fidelity })));
+          return scorer.evaluate(candidates, signal);
+        },
+      },
+    });
+  } finally {
+    await pool.close();
+  }
+  return batches;
+}
 
 /**
  * Every batch evop's search asked for, in order, up to and with the screened offspring of generation GENERATION:
@@ -27,28 +60,15 @@ export async function gaHistory(
 ): Promise<{ before: Candidate[][]; generation: Candidate[] }> {
   const path = join(workDir, `ga-history-${GENERATION}.json`);
   if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8'));
-  const spec = searchSpecSchema.parse({
-    target: { units: PROTOCOL.pruned },
-    granularity: 'layer',
-    budget: 400,
-  });
-  const { space } = planSearch(layout, spec);
-  const pool = new InferencePool({ config: runtimeConfig() });
-  const onnx = await OnnxEvaluator.create({ pool, model, layout, granularity: 'layer', cacheDir: workDir });
   const tokenizer = Llama2cTokenizer.fromFile(resolveDataFile('stories-deep16/tok512.bin'));
   const docs = readCorpus(resolveDataFile('tinystories-valid-sample/tinystories_val.txt'));
-  const scorer = new PrefixEvaluator(onnx, windowsFromDocuments(docs, tokenizer, 128, 16));
-  const batches: Candidate[][] = [];
-  await runSearch({
-    strategy: createStrategy('evop', space, { seed: 0, budget: spec.budget }),
-    evaluator: {
-      evaluate: (candidates, signal) => {
-        batches.push(candidates.map(({ mask, fidelity }) => ({ mask, fidelity })));
-        return scorer.evaluate(candidates, signal);
-      },
-    },
-  });
-  await pool.close();
+  const batches = await recordSearch(
+    model,
+    layout,
+    { granularity: 'layer', units: PROTOCOL.pruned, budget: 400 },
+    windowsFromDocuments(docs, tokenizer, 128, 16),
+    workDir,
+  );
   // Offspring batches are screened below full fidelity; the first batch is the initial population.
   const screened = batches.flatMap((b, i) => (b.every((c) => c.fidelity < 1) ? [i] : []));
   const at = screened[GENERATION - 1]!;

@@ -10,13 +10,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveDataFile, runtimeConfig } from '@evop/config';
-import { type Candidate, createStrategy, runSearch } from '@evop/core';
+import { resolveDataFile } from '@evop/config';
+import type { Candidate } from '@evop/core';
 import { readCorpus, windowsFromDocuments } from '@evop/data';
-import { PrefixEvaluator, planSearch, prefixLength, searchSpecSchema } from '@evop/pipeline';
-import { InferencePool, OnnxEvaluator } from '@evop/runtime';
+import { prefixLength } from '@evop/pipeline';
 import { benchModel } from '../bench-model.ts';
 import { machine, saveResult } from '../report.ts';
+import { recordSearch } from './generation.ts';
 
 const granularity = (process.argv[2] ?? 'layer') as 'layer' | 'sublayer';
 const units = Number(process.argv[3] ?? 4);
@@ -24,26 +24,18 @@ const budget = Number(process.argv[4] ?? 400);
 const WINDOWS = 16;
 
 const dir = mkdtempSync(join(tmpdir(), 'evop-prefix-work-'));
-const pool = new InferencePool({ config: runtimeConfig() });
-const batches: Candidate[][] = [];
+let batches: Candidate[][];
 try {
   const { model, layout, tokenizer } = benchModel('stories-deep16', dir);
-  const spec = searchSpecSchema.parse({ target: { units }, granularity, budget });
-  const { space } = planSearch(layout, spec);
-  const onnx = await OnnxEvaluator.create({ pool, model, layout, granularity, cacheDir: dir });
   const docs = readCorpus(resolveDataFile('tinystories-valid-sample/tinystories_val.txt'));
-  const scorer = new PrefixEvaluator(onnx, windowsFromDocuments(docs, tokenizer, 64, WINDOWS));
-  await runSearch({
-    strategy: createStrategy('evop', space, { seed: 0, budget }),
-    evaluator: {
-      evaluate: (candidates, signal) => {
-        batches.push([...candidates]);
-        return scorer.evaluate(candidates, signal);
-      },
-    },
-  });
+  batches = await recordSearch(
+    model,
+    layout,
+    { granularity, units, budget },
+    windowsFromDocuments(docs, tokenizer, 64, WINDOWS),
+    dir,
+  );
 } finally {
-  await pool.close();
   rmSync(dir, { recursive: true, force: true });
 }
 

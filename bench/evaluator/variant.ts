@@ -57,14 +57,13 @@ let secondsPerMask: number;
 let nll: number[] = [];
 /** Unit segments the trie evaluator ran in the last timed round (with a unit kept, all pruned). */
 let unitRuns: { kept: number; pruned: number } | undefined;
+const options = { pool, model, layout, granularity: 'layer' as const, cacheDir: workDir };
 if (variant === 'a') {
-  const options = { pool, model, layout, granularity: 'layer' as const, cacheDir: workDir };
   const evaluator = await OnnxEvaluator.create(options);
   secondsPerMask = await perMask(async () => {
     nll = (await evaluator.evaluate(masks, windows)).map((r) => r.nllSum);
   });
 } else if (variant === 't') {
-  const options = { pool, model, layout, granularity: 'layer' as const, cacheDir: workDir };
   let evaluator = await TrieEvaluator.create(options);
   secondsPerMask = await perMask(
     async () => {

@@ -31,8 +31,8 @@ export class PrefixStates {
    * leave no room.
    */
   set(key: string, state: State): void {
-    const bytes = Object.values(state).reduce((n, t) => n + t.data.byteLength, 0);
     if (this.states.has(key)) return;
+    const bytes = Object.values(state).reduce((n, t) => n + t.data.byteLength, 0);
     for (const [oldKey, old] of this.states) {
       if (this.held + bytes <= this.budget) break;
       if (this.pinned.has(oldKey)) continue;

@@ -40,9 +40,8 @@ interface TrieNode {
 
 /**
  * Scores masks along the trie of a batch: the search graph cut at the residual stream between units
- * (`splitAtUnits`), a segment run once for every prefix of kept and pruned units the batch's masks share, its
- * hidden states kept for the trie's branch points, so that a generation costs less than the sum of its pruned
- * forwards. Each segment is the search graph's own nodes (its `If`s around the branches included), fed the same
+ * (`splitAtUnits`), a segment run once for every prefix of kept and pruned units the batch's masks share, so that a
+ * generation costs less than the sum of its pruned forwards. Each segment is the search graph's own nodes (its `If`s around the branches included), fed the same
  * values and cut where onnxruntime fuses nothing across (`splitAtUnits`, `segmentModel`), so the NLL is the search
  * graph's to the last bit (tested) where both pack a window with others: a window the gated graph ran alone, as the
  * last row of a batch, was seen to differ in its last bits from the same window run with others. Rows are windows,
@@ -185,8 +184,6 @@ class Walk {
   private readonly inputs: WireFeeds;
   /** The bits of each node from the root to the one being visited. */
   private readonly path: string[] = [];
-  private readonly start: number;
-  private readonly rows: number;
 
   constructor(
     private readonly trie: TrieEvaluator,
@@ -197,8 +194,6 @@ class Walk {
     private readonly signal: AbortSignal | undefined,
   ) {
     const { windows, start, rows } = run;
-    this.start = start;
-    this.rows = rows;
     const T = windows.seqLen;
     const ids = windows.tokens.subarray(start * T, (start + rows) * T);
     const labels = new Array<number>(rows * T);
@@ -239,8 +234,8 @@ class Walk {
       const out = await this.segment(this.trie.head, state, bits);
       const nll = out.evop_nll!.data as Float32Array;
       const count = out.evop_count!.data as Float32Array;
-      assertFinite(nll, 'logits', (r) => rowName(this.start + r, this.masks[node.masks[0]!]!));
-      for (const m of node.masks) for (let r = 0; r < this.rows; r++) record(m, r, nll[r]!, count[r]!);
+      assertFinite(nll, 'logits', (r) => rowName(this.run.start + r, this.masks[node.masks[0]!]!));
+      for (const m of node.masks) for (let r = 0; r < this.run.rows; r++) record(m, r, nll[r]!, count[r]!);
       return;
     }
     this.path.push(bits);
@@ -311,9 +306,9 @@ class Walk {
       if (name === GATE_INPUT) {
         const U = this.trie.units;
         const row = Float32Array.from({ length: U }, (_, u) => (u < bits.length ? Number(bits[u]) : 1));
-        const gate = new Float32Array(this.rows * U);
-        for (let r = 0; r < this.rows; r++) gate.set(row, r * U);
-        feeds[name] = float32(gate, [this.rows, U]);
+        const gate = new Float32Array(this.run.rows * U);
+        for (let r = 0; r < this.run.rows; r++) gate.set(row, r * U);
+        feeds[name] = float32(gate, [this.run.rows, U]);
       } else feeds[name] = cloneTensor(this.inputs[name]!);
     }
     // Copies: a run takes its feeds' buffers, and a state is kept to be read again.
