@@ -136,6 +136,13 @@ export class SearchSpace {
     return group.units.filter((u) => mask[u] === '0').length < group.quota;
   }
 
+  /** The masks with one more unit pruned than `mask`, one per unit that `canPrune` allows: a greedy step. */
+  removals(mask: string): string[] {
+    return this.prunable
+      .filter((i) => this.canPrune(mask, i))
+      .map((i) => `${mask.slice(0, i)}0${mask.slice(i + 1)}`);
+  }
+
   randomMask(rng: Rng): string {
     return this.maskOf(this.groups.flatMap((g) => rng.sample(g.units, g.quota)));
   }

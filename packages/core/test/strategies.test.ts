@@ -70,9 +70,11 @@ test('every candidate of every strategy meets the target and spares protected un
         const greedy = strategy === 'sleb' || strategy === 'blockpruner';
         const seen = new Set<string>();
         for (const c of landscape.log) {
-          // Greedy removal proposes j pruned units at step j; every other strategy only complete masks.
+          // Greedy removal proposes j pruned units at step j, evop's greedy walk the same on screening windows;
+          // every other candidate is a complete mask.
           const zeros = space.prunedUnits(c.mask).length;
-          assert.ok(space.accepts(c.mask, greedy ? zeros : pruned), `${strategy}: ${c.mask}`);
+          const walk = greedy || (strategy === 'evop' && c.fidelity < 1);
+          assert.ok(space.accepts(c.mask, walk ? zeros : pruned), `${strategy}: ${c.mask}`);
           assert.ok(zeros <= pruned);
           assert.ok(!seen.has(cacheKey(c)), `${strategy} measured ${cacheKey(c)} twice`);
           seen.add(cacheKey(c));
@@ -254,7 +256,11 @@ test('evop and evopress start from the seed masks they are given; a mask of anot
   const space = layerSpace(16, 4);
   const seed = '0000111111111111';
   for (const name of ['evop', 'evopress'] as const) {
-    const strategy = createStrategy(name, space, { budget: 100, seedMasks: [seed] });
+    const strategy = createStrategy(name, space, {
+      budget: 100,
+      seedMasks: [seed],
+      evop: { greedy: false },
+    });
     const first = strategy.ask();
     assert.equal(first[0]!.mask, seed, name);
     if (name === 'evop') {
@@ -267,6 +273,35 @@ test('evop and evopress start from the seed masks they are given; a mask of anot
     () => createStrategy('evop', space, { seedMasks: ['0001111111111111'] }),
     (e: SearchOptionError) => e.option === 'seedMasks' && /not a mask of this search space/.test(e.message),
   );
+});
+
+test('evop walks greedily on the screening windows first and seeds its first population with where the walk ends', async () => {
+  const space = layerSpace(16, 4);
+  const landscape = new SyntheticLandscape(space, 5);
+  const strategy = createStrategy('evop', space, { seed: 3, budget: 400 });
+  let walk = '1'.repeat(16);
+  for (let step = 1; step <= 4; step++) {
+    const candidates = strategy.ask();
+    assert.deepEqual(
+      candidates.map((c) => c.mask),
+      space.removals(walk),
+      `step ${step}: every one-more removal`,
+    );
+    assert.ok(candidates.every((c) => c.fidelity === 0.25));
+    const results = await landscape.evaluate(candidates);
+    const scored = candidates.map((c, i) => ({ ...c, fitness: results[i]!.nllSum / results[i]!.count }));
+    strategy.tell(scored);
+    walk = [...scored].sort((a, b) => a.fitness - b.fitness)[0]!.mask;
+  }
+  const first = strategy.ask();
+  assert.ok(first.every((c) => c.fidelity === 1 && space.accepts(c.mask)));
+  assert.equal(first[0]!.mask, walk, 'the walk’s end is measured first, on all windows');
+  const near = first.filter((c) => [...c.mask].filter((b, i) => b !== walk[i]).length <= 6);
+  assert.ok(near.length >= 16, `${near.length} of ${first.length} near the walk’s end`);
+  assert.equal(strategy.spent, (16 + 15 + 14 + 13) * 0.25);
+  // A walk that could cost more than a third of the budget is skipped: 58 screenings × 0.25 > 40 / 3.
+  const small = createStrategy('evop', space, { seed: 3, budget: 40 });
+  assert.ok(small.ask().every((c) => c.fidelity === 1));
 });
 
 test('evop polishes its best mask: neighbours screened, then measured on all windows best-screened first, until a local optimum', async () => {

@@ -26,6 +26,14 @@ export interface EvopOptions extends EvolutionOptions {
    * generations can hide a better neighbour (a subset of windows ranks it lower); this looks at each one.
    */
   polish: boolean;
+  /**
+   * Before the first population, remove units one at a time on the screening windows, each time the one whose
+   * removal hurts least (SLEB's / BlockPruner's walk at `lowFidelity` of the cost), and seed the population with
+   * where the walk ends, as with `seedMasks` (default true). Skipped when the walk could cost more than a third of
+   * the budget. On large spaces a random first population starts far from the good masks, and a budget of a few
+   * hundred evaluations can end before the generations reach them; the walk starts the search near them.
+   */
+  greedy: boolean;
 }
 
 export const EVOP_DEFAULTS = {
@@ -35,23 +43,27 @@ export const EVOP_DEFAULTS = {
   crossover: 0.8,
   rescore: 0.25,
   polish: true,
+  greedy: true,
   ...EVOLUTION_DEFAULTS,
 } satisfies EvopOptions;
 
-type Phase = 'init' | 'screen' | 'rescore' | 'polish' | 'done';
+type Phase = 'greedy' | 'init' | 'screen' | 'rescore' | 'polish' | 'done';
 
 /** Neighbours measured per polish step: few, so that a move is taken soon after a better one is found. */
 const POLISH_BATCH = 8;
 
 /**
- * A genetic algorithm over masks with an exact pruned count. Each generation: tournament-selected parents,
+ * A genetic algorithm over masks with an exact pruned count, its first population seeded by a screened greedy
+ * walk (`greedy`). Each generation: tournament-selected parents,
  * uniform crossover repaired to the count, swap mutation; offspring never seen before are screened on a
  * fraction of the windows, the best of them re-scored on all; survivors are the elites, the re-scored offspring
  * and the best of the rest of the population. When the population stalls, a local search (`polish`) takes over.
  */
 export class EvopStrategy extends BaseStrategy {
   readonly name = 'evop';
-  private phase: Phase = 'init';
+  private phase: Phase;
+  /** Where the greedy walk has reached (its last step's best screened mask); none before its first step. */
+  private walked: string | undefined;
   private members: Scored[] = [];
   private screened: Scored[] = [];
   /** Every mask's fitness on the screening windows, by mask: the polish measures neighbours in this order. */
@@ -64,6 +76,15 @@ export class EvopStrategy extends BaseStrategy {
     readonly options: EvopOptions,
   ) {
     super(space, options.seed);
+    this.phase = options.greedy && this.walkCost() <= options.budget / 3 ? 'greedy' : 'init';
+  }
+
+  /** The most the greedy walk can cost: every prunable unit not yet pruned, screened at each of its steps. */
+  private walkCost(): number {
+    const { prunable, pruned } = this.space;
+    let candidates = 0;
+    for (let step = 0; step < pruned; step++) candidates += prunable.length - step;
+    return candidates * this.options.lowFidelity;
   }
 
   override population(): Best[] {
@@ -73,6 +94,8 @@ export class EvopStrategy extends BaseStrategy {
   ask(): Candidate[] {
     const { population, lowFidelity, rescore, budget } = this.options;
     if (this.phase === 'done') return [];
+    if (this.phase === 'greedy')
+      return this.propose(this.space.removals(this.walked ?? '1'.repeat(this.space.size)), lowFidelity);
     if (this.phase === 'init') return this.propose(this.initialMasks(), 1);
     if (this.phase === 'polish') return this.polishStep();
     if (this.phase === 'rescore') {
@@ -130,7 +153,10 @@ export class EvopStrategy extends BaseStrategy {
 
   protected receive(results: readonly Scored[]): void {
     for (const r of results) if (r.fidelity < 1) this.screenedFitness.set(r.mask, r.fitness);
-    if (this.phase === 'init') {
+    if (this.phase === 'greedy') {
+      this.walked = [...results].sort(byFitness)[0]!.mask;
+      if (this.space.accepts(this.walked)) this.phase = 'init';
+    } else if (this.phase === 'init') {
       this.members = [...results].sort(byFitness);
       this.phase = 'screen';
       this.generation = 1;
@@ -162,7 +188,8 @@ export class EvopStrategy extends BaseStrategy {
   }
 
   private initialMasks(): string[] {
-    const { population, seedMasks = [] } = this.options;
+    const { population } = this.options;
+    const seedMasks = [...(this.options.seedMasks ?? []), ...(this.walked ? [this.walked] : [])];
     const masks = new Set<string>(seedMasks.slice(0, population));
     for (
       let tries = 0;
@@ -206,6 +233,7 @@ export class EvopStrategy extends BaseStrategy {
   protected fields(): Record<string, unknown> {
     return {
       phase: this.phase,
+      walked: this.walked ?? null,
       members: this.members,
       screened: this.screened,
       screenedFitness: [...this.screenedFitness],
@@ -216,6 +244,7 @@ export class EvopStrategy extends BaseStrategy {
 
   protected restoreFields(f: Record<string, unknown>): void {
     this.phase = f.phase as Phase;
+    this.walked = (f.walked as string | null) ?? undefined;
     this.members = f.members as Scored[];
     this.screened = f.screened as Scored[];
     this.screenedFitness = new Map(f.screenedFitness as [string, number][]);

@@ -31,10 +31,7 @@ export class GreedyStrategy extends BaseStrategy {
   ask(): Candidate[] {
     if (this.step >= this.space.pruned) return [];
     const from = this.current?.mask ?? '1'.repeat(this.space.size);
-    const masks = this.space.prunable
-      .filter((i) => this.space.canPrune(from, i))
-      .map((i) => `${from.slice(0, i)}0${from.slice(i + 1)}`);
-    return this.propose(masks, 1);
+    return this.propose(this.space.removals(from), 1);
   }
 
   protected receive(results: readonly Scored[]): void {
