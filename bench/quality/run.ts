@@ -8,13 +8,15 @@
  * their paired difference. Ablations on a mixed TinyStories + WikiText-2 pool, where the seed drives the
  * calibration sample too (as `evop prune --seed` does): CCDS vs random calibration, and the mean vs the
  * cluster-balanced (and worst-cluster) objective.
- * `npm run bench:quality [-- FILTER] [--strategies evop,…] [--seeds 0,1,2]`; results in bench/results/quality.json,
- * or with FILTER (a regular expression: run only the parts whose label it matches, e.g. `'8/32 sublayers$'`) in
- * bench/results/quality-FILTER.json. `--strategies`
- * runs only those of a setting's strategies (a peer's result does not change with evop's code: compare with a
- * full run's), `--seeds` other search seeds.
+ * `npm run bench:quality [-- FILTER] [--strategies evop,…] [--peers FILE,…] [--seeds 0,1,2]`; results in
+ * bench/results/quality.json, or with FILTER (a regular expression: run only the parts whose label it matches, e.g.
+ * `'8/32 sublayers$'`) in bench/results/quality-FILTER.json. `--strategies` runs only those of a setting's
+ * strategies (a peer's result does not change with evop's code); with `--peers`, the other strategies' searches
+ * are read from those earlier results (same setting, seed and calibration) instead, their masks measured again on
+ * the held-out windows, so that the tables and evop's paired comparisons are whole after a change to evop alone.
+ * `--seeds` other search seeds.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -60,7 +62,11 @@ const ABLATIONS: { name: string; sampling: SearchSpec['sampling']; objective: Ob
 ];
 const args = parseArgs({
   allowPositionals: true,
-  options: { strategies: { type: 'string' }, seeds: { type: 'string', default: '0,1,2' } },
+  options: {
+    strategies: { type: 'string' },
+    peers: { type: 'string' },
+    seeds: { type: 'string', default: '0,1,2' },
+  },
 });
 const SEEDS = args.values.seeds.split(',').map(Number);
 const only = args.values.strategies?.split(',');
@@ -130,6 +136,31 @@ interface TrialRow extends Searched {
   evopMinusThis: { nll: number; standardError: number } | null;
   wikitextPerplexity: number;
 }
+
+/** A trial's search by one strategy, as `--peers` files record it. */
+const recordKey = (trial: Trial | TrialRow, strategy: string) => {
+  const { seed, calibrationSeed, sampling, objective } = trial;
+  const setting = 'strategies' in trial ? settingLabel(trial.setting) : trial.setting;
+  const pool = 'strategies' in trial ? (trial.mixed ? 'tinystories+wikitext' : 'tinystories') : trial.pool;
+  return JSON.stringify([setting, seed, calibrationSeed, sampling, objective, pool, strategy]);
+};
+const peerFiles = args.values.peers?.split(',') ?? [];
+const recorded = new Map<string, Searched>();
+for (const file of peerFiles)
+  for (const row of JSON.parse(readFileSync(file, 'utf8')).quality as TrialRow[]) {
+    const { strategy, mask, calibrationFitness, evaluations, fullEvalEquivalents, seconds } = row;
+    if (strategy !== 'dense')
+      recorded.set(recordKey(row, strategy), {
+        strategy,
+        mask,
+        calibrationFitness,
+        evaluations,
+        fullEvalEquivalents,
+        seconds,
+      });
+  }
+/** Whether this run searches with a strategy (else, with `--peers`, it reads that strategy's earlier search). */
+const searches = (name: StrategyName) => !only || only.includes(name);
 
 /** Strategies that ignore the seed: run once per calibration, their result stands for every seed. */
 const SEEDLESS = new Set<StrategyName>(['exhaustive', 'shortgpt', 'sleb', 'blockpruner']);
@@ -215,11 +246,13 @@ async function runTrial(trial: Trial): Promise<TrialRow[]> {
   const searched: Searched[] = [];
   for (const name of trial.strategies)
     searched.push(
-      SEEDLESS.has(name)
-        ? await once(`${JSON.stringify({ ...trial, seed: 0, strategies: [] })}:${name}`, () =>
-            searchOnce(name),
-          )
-        : await searchOnce(name),
+      !searches(name)
+        ? earlierSearch(trial, name)
+        : SEEDLESS.has(name)
+          ? await once(`${JSON.stringify({ ...trial, seed: 0, strategies: [] })}:${name}`, () =>
+              searchOnce(name),
+            )
+          : await searchOnce(name),
     );
   const measured: Searched[] = [
     {
@@ -252,6 +285,15 @@ async function runTrial(trial: Trial): Promise<TrialRow[]> {
     evopMinusThis: evop ? pairedDifference(evop, onTiny[i]!) : null,
     wikitextPerplexity: ppl(onWiki[i]!),
   }));
+}
+
+function earlierSearch(trial: Trial, name: StrategyName): Searched {
+  const found = recorded.get(recordKey(trial, name));
+  if (!found)
+    throw new Error(
+      `--peers: no ${name} search of '${settingLabel(trial.setting)}' seed ${trial.seed} in ${peerFiles.join(', ')}`,
+    );
+  return found;
 }
 
 /**
@@ -317,6 +359,7 @@ try {
     runtime: pool.config,
     protocol: PROTOCOL,
     seeds: SEEDS,
+    ...(peerFiles.length > 0 ? { peersFrom: peerFiles } : {}),
     seconds: (performance.now() - started) / 1000,
   });
   for (const setting of SETTINGS.filter((s) => selected(settingLabel(s)))) {
@@ -331,7 +374,7 @@ try {
     };
     const { space } = planSearch((await loadModel(setting)).layout, specOf(base));
     if (space.maskCount <= PROTOCOL.maxMasks) base.strategies.push('exhaustive');
-    if (only) base.strategies = base.strategies.filter((s) => only.includes(s));
+    if (only && peerFiles.length === 0) base.strategies = base.strategies.filter(searches);
     const rows: TrialRow[] = [];
     for (const seed of SEEDS) {
       const trial = { ...base, seed };

@@ -280,6 +280,7 @@ test('evop walks greedily on the screening windows first and seeds its first pop
   const landscape = new SyntheticLandscape(space, 5);
   const strategy = createStrategy('evop', space, { seed: 3, budget: 400 });
   let walk = '1'.repeat(16);
+  let lastStep: string[] = [];
   for (let step = 1; step <= 4; step++) {
     const candidates = strategy.ask();
     assert.deepEqual(
@@ -291,11 +292,15 @@ test('evop walks greedily on the screening windows first and seeds its first pop
     const results = await landscape.evaluate(candidates);
     const scored = candidates.map((c, i) => ({ ...c, fitness: results[i]!.nllSum / results[i]!.count }));
     strategy.tell(scored);
-    walk = [...scored].sort((a, b) => a.fitness - b.fitness)[0]!.mask;
+    lastStep = [...scored].sort((a, b) => a.fitness - b.fitness).map((s) => s.mask);
+    walk = lastStep[0]!;
   }
   const first = strategy.ask();
   assert.ok(first.every((c) => c.fidelity === 1 && space.accepts(c.mask)));
   assert.equal(first[0]!.mask, walk, 'the walk’s end is measured first, on all windows');
+  // As a generation's best offspring: the last step's best screened masks measured on all windows.
+  const measured = new Set(first.map((c) => c.mask));
+  assert.ok(lastStep.slice(0, 8).every((m) => measured.has(m)));
   const near = first.filter((c) => [...c.mask].filter((b, i) => b !== walk[i]).length <= 6);
   assert.ok(near.length >= 16, `${near.length} of ${first.length} near the walk’s end`);
   assert.equal(strategy.spent, (16 + 15 + 14 + 13) * 0.25);

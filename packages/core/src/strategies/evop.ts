@@ -30,7 +30,8 @@ export interface EvopOptions extends EvolutionOptions {
    * Before the first population, remove units one at a time on the screening windows, each time the one whose
    * removal hurts least (SLEB's / BlockPruner's walk at `lowFidelity` of the cost), and seed the population with
    * where the walk ends, as with `seedMasks` (default true). Skipped when the walk could cost more than a third of
-   * the budget. On large spaces a random first population starts far from the good masks, and a budget of a few
+   * the budget. The walk's last step screens masks of the target count: its best (`rescore` of the population) are
+   * measured on all windows with the first population, as a generation's best offspring are. On large spaces a random first population starts far from the good masks, and a budget of a few
    * hundred evaluations can end before the generations reach them; the walk starts the search near them.
    */
   greedy: boolean;
@@ -62,8 +63,8 @@ const POLISH_BATCH = 8;
 export class EvopStrategy extends BaseStrategy {
   readonly name = 'evop';
   private phase: Phase;
-  /** Where the greedy walk has reached (its last step's best screened mask); none before its first step. */
-  private walked: string | undefined;
+  /** The greedy walk's last step, best screened first: where it has reached; empty before its first step. */
+  private walked: string[] = [];
   private members: Scored[] = [];
   private screened: Scored[] = [];
   /** Every mask's fitness on the screening windows, by mask: the polish measures neighbours in this order. */
@@ -95,7 +96,7 @@ export class EvopStrategy extends BaseStrategy {
     const { population, lowFidelity, rescore, budget } = this.options;
     if (this.phase === 'done') return [];
     if (this.phase === 'greedy')
-      return this.propose(this.space.removals(this.walked ?? '1'.repeat(this.space.size)), lowFidelity);
+      return this.propose(this.space.removals(this.walked[0] ?? '1'.repeat(this.space.size)), lowFidelity);
     if (this.phase === 'init') return this.propose(this.initialMasks(), 1);
     if (this.phase === 'polish') return this.polishStep();
     if (this.phase === 'rescore') {
@@ -154,8 +155,8 @@ export class EvopStrategy extends BaseStrategy {
   protected receive(results: readonly Scored[]): void {
     for (const r of results) if (r.fidelity < 1) this.screenedFitness.set(r.mask, r.fitness);
     if (this.phase === 'greedy') {
-      this.walked = [...results].sort(byFitness)[0]!.mask;
-      if (this.space.accepts(this.walked)) this.phase = 'init';
+      this.walked = [...results].sort(byFitness).map((r) => r.mask);
+      if (this.space.accepts(this.walked[0]!)) this.phase = 'init';
     } else if (this.phase === 'init') {
       this.members = [...results].sort(byFitness);
       this.phase = 'screen';
@@ -188,8 +189,9 @@ export class EvopStrategy extends BaseStrategy {
   }
 
   private initialMasks(): string[] {
-    const { population } = this.options;
-    const seedMasks = [...(this.options.seedMasks ?? []), ...(this.walked ? [this.walked] : [])];
+    const { population, rescore } = this.options;
+    const walkEnds = this.walked.slice(0, Math.ceil(population * rescore));
+    const seedMasks = [...(this.options.seedMasks ?? []), ...walkEnds];
     const masks = new Set<string>(seedMasks.slice(0, population));
     for (
       let tries = 0;
@@ -233,7 +235,7 @@ export class EvopStrategy extends BaseStrategy {
   protected fields(): Record<string, unknown> {
     return {
       phase: this.phase,
-      walked: this.walked ?? null,
+      walked: this.walked,
       members: this.members,
       screened: this.screened,
       screenedFitness: [...this.screenedFitness],
@@ -244,7 +246,7 @@ export class EvopStrategy extends BaseStrategy {
 
   protected restoreFields(f: Record<string, unknown>): void {
     this.phase = f.phase as Phase;
-    this.walked = (f.walked as string | null) ?? undefined;
+    this.walked = f.walked as string[];
     this.members = f.members as Scored[];
     this.screened = f.screened as Scored[];
     this.screenedFitness = new Map(f.screenedFitness as [string, number][]);
