@@ -99,6 +99,7 @@ export function createStrategy(name: string, space: SearchSpace, options: Strate
         `must be a probability, got ${o.crossover}`,
       );
       check(inUnit(o.rescore), 'evop.rescore', `must be in (0, 1], got ${o.rescore}`);
+      check(isInt(o.polishMoves, 1), 'evop.polishMoves', `must be a positive integer, got ${o.polishMoves}`);
       checkEvolution(o, 'evop');
       check(budget >= o.population, 'budget', `${budget} is less than one population of ${o.population}`);
       return new EvopStrategy(space, o);

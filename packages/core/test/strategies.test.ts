@@ -174,6 +174,11 @@ test('invalid options are refused naming the option', () => {
       'evop.tournament',
       /must be in 1…population, got 5/,
     ],
+    [
+      () => createStrategy('evop', space, { evop: { polishMoves: 0 } }),
+      'evop.polishMoves',
+      /must be a positive integer, got 0/,
+    ],
     [() => createStrategy('shortgpt', space), 'influence', /needs the units’ block influence/],
     [() => createStrategy('blockpruner', space), 'strategy', /use sublayer granularity/],
     [

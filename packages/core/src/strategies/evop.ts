@@ -22,10 +22,17 @@ export interface EvopOptions extends EvolutionOptions {
    * one, until none is better or the budget is spent (default true). The neighbours are screened first (on
    * `lowFidelity` of the windows), then measured on all windows in the order of their screened fitness, 8 at a
    * time: the likely better one comes first, and a local optimum is still certified on every window. The
-   * generations leave the budget one screening of the neighbourhood and one batch for it. The screened
+   * generations leave the budget `polishMoves` screenings of a neighbourhood, each with one batch. The screened
    * generations can hide a better neighbour (a subset of windows ranks it lower); this looks at each one.
    */
   polish: boolean;
+  /**
+   * Moves of the polish the generations leave budget for (default 3): where the budget ends the generations
+   * before they stall, the polish still takes the best mask that far. Measured on 12 and 16 of 32 sub-blocks at
+   * budget 400, seeds 0–4 (bench:quality, BENCHMARKS.md): the best calibration mask at 8 of 10 with one move, 9
+   * with two, 10 with three.
+   */
+  polishMoves: number;
   /**
    * Before the first population, remove units one at a time on the screening windows, each time the one whose
    * removal hurts least (SLEB's / BlockPruner's walk at `lowFidelity` of the cost), and seed the population with
@@ -44,6 +51,7 @@ export const EVOP_DEFAULTS = {
   crossover: 0.8,
   rescore: 0.25,
   polish: true,
+  polishMoves: 3,
   greedy: true,
   ...EVOLUTION_DEFAULTS,
 } satisfies EvopOptions;
@@ -119,12 +127,12 @@ export class EvopStrategy extends BaseStrategy {
     return this.ask();
   }
 
-  /** What the polish needs to start: one screening of the best mask's neighbourhood and one batch on all windows. */
+  /** What `polishMoves` moves of the polish need: each a screening of a neighbourhood and a batch on all windows. */
   private polishReserve(): number {
-    const { polish, lowFidelity } = this.options;
+    const { polish, polishMoves, lowFidelity } = this.options;
     if (!polish) return 0;
     const screening = lowFidelity < 1 ? this.space.neighbours(this.members[0]!.mask).length * lowFidelity : 0;
-    return screening + POLISH_BATCH;
+    return polishMoves * (screening + POLISH_BATCH);
   }
 
   /**
