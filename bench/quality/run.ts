@@ -8,13 +8,13 @@
  * their paired difference. Ablations on a mixed TinyStories + WikiText-2 pool, where the seed drives the
  * calibration sample too (as `evop prune --seed` does): CCDS vs random calibration, and the mean vs the
  * cluster-balanced (and worst-cluster) objective.
- * `npm run bench:quality [-- FILTER] [--strategies evop,…] [--peers FILE,…] [--seeds 0,1,2]`; results in
+ * `npm run bench:quality [-- FILTER] [--strategies evop,…] [--peers FILE,…] [--evop JSON] [--seeds 0,1,2]`; results in
  * bench/results/quality.json, or with FILTER (a regular expression: run only the parts whose label it matches, e.g.
  * `'8/32 sublayers$'`) in bench/results/quality-FILTER.json. `--strategies` runs only those of a setting's
  * strategies (a peer's result does not change with evop's code); with `--peers`, the other strategies' searches
  * are read from those earlier results (same setting, seed and calibration) instead, their masks measured again on
  * the held-out windows, so that the tables and evop's paired comparisons are whole after a change to evop alone.
- * `--seeds` other search seeds.
+ * `--evop '{"patience":5}'` sets evop's options (`EvopOptions`) for an ablation; `--seeds` other search seeds.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,6 +65,7 @@ const args = parseArgs({
   options: {
     strategies: { type: 'string' },
     peers: { type: 'string' },
+    evop: { type: 'string', default: '{}' },
     seeds: { type: 'string', default: '0,1,2' },
   },
 });
@@ -228,6 +229,7 @@ async function runTrial(trial: Trial): Promise<TrialRow[]> {
         budget: spec.budget,
         influence,
         maxMasks: PROTOCOL.maxMasks,
+        evop: JSON.parse(args.values.evop),
       }),
       evaluator,
       objective: spec.objective,
@@ -353,13 +355,15 @@ try {
   const started = performance.now();
   const quality: TrialRow[] = [];
   const summaries = [];
-  const name = resultName('quality', [filter, ...(only ?? [])]);
+  const ablated = args.values.evop === '{}' ? [] : [args.values.evop];
+  const name = resultName('quality', [filter, ...(only ?? []), ...ablated]);
   const header = () => ({
     machine: machine(),
     runtime: pool.config,
     protocol: PROTOCOL,
     seeds: SEEDS,
     ...(peerFiles.length > 0 ? { peersFrom: peerFiles } : {}),
+    evopOptions: JSON.parse(args.values.evop),
     seconds: (performance.now() - started) / 1000,
   });
   for (const setting of SETTINGS.filter((s) => selected(settingLabel(s)))) {
