@@ -55,8 +55,11 @@ async function perMask(evaluateAll: () => Promise<void>, prepare = async () => {
 
 let secondsPerMask: number;
 let nll: number[] = [];
-/** Unit segments the trie evaluator ran in the last timed round (with a unit kept, all pruned). */
-let unitRuns: { kept: number; pruned: number } | undefined;
+/**
+ * Unit segments the trie evaluator ran in the last timed round (with a unit kept, all pruned), and the sessions
+ * that ran them (a chain of segments is one).
+ */
+let unitRuns: { kept: number; pruned: number; sessions: number } | undefined;
 const options = { pool, model, layout, granularity: 'layer' as const, cacheDir: workDir };
 if (variant === 'a') {
   const evaluator = await OnnxEvaluator.create(options);
@@ -67,11 +70,12 @@ if (variant === 'a') {
   let evaluator = await TrieEvaluator.create(options);
   secondsPerMask = await perMask(
     async () => {
-      const before = { ...evaluator.unitRuns };
+      const before = { ...evaluator.unitRuns, sessions: evaluator.sessionRuns };
       nll = (await evaluator.evaluate(masks, windows)).map((r) => r.nllSum);
       unitRuns = {
         kept: evaluator.unitRuns.kept - before.kept,
         pruned: evaluator.unitRuns.pruned - before.pruned,
+        sessions: evaluator.sessionRuns - before.sessions,
       };
     },
     // Each round from an evaluator that kept no states of the round before (they would spare it everything).

@@ -34,5 +34,12 @@ export { DataType, decodeModel, encodeModel, type ModelProto } from './proto.ts'
 export { type PruneOptions, pruneModel } from './prune.ts';
 export { ORIGINAL_LOGITS_OUTPUT, selfCheckGraph } from './self-check-graph.ts';
 export { halfToFloat } from './tensor.ts';
-export { type CutType, type Segment, segmentModel, splitAtUnits, withOutputs } from './unit-segments.ts';
+export {
+  type CutType,
+  joinSegments,
+  type Segment,
+  segmentModel,
+  splitAtUnits,
+  withOutputs,
+} from './unit-segments.ts';
 export { checkMask, type Granularity, type Unit, unitsOf } from './units.ts';

@@ -138,6 +138,29 @@ export function splitAtUnits(search: ModelProto, layout: DecoderLayout, granular
 }
 
 /**
+ * Consecutive segments as one (a chain of trie nodes with no branch point inside runs as one session): it reads
+ * what the first reads, then what later ones read from before it; it writes the last one's writes, then whatever
+ * any of them writes that segments after it read (`later`).
+ */
+export function joinSegments(run: readonly Segment[], later: ReadonlySet<string>): Segment {
+  const reads: string[] = [];
+  const written = new Set<string>();
+  for (const segment of run) {
+    for (const name of segment.reads) if (!written.has(name) && !reads.includes(name)) reads.push(name);
+    for (const name of segment.writes) written.add(name);
+  }
+  const last = run.at(-1)!;
+  const handedOn = [...written].filter((name) => later.has(name) && !last.writes.includes(name));
+  return {
+    units: run.flatMap((s) => s.units),
+    reads,
+    writes: [...last.writes, ...handedOn],
+    inputs: [...new Set(run.flatMap((s) => s.inputs))],
+    passesStream: false,
+  };
+}
+
+/**
  * The search graph with `names` as extra outputs (their types left to onnxruntime): one run of it tells the
  * element type and shape of every tensor handed from segment to segment.
  */

@@ -11,6 +11,7 @@ import {
   IGNORE_LABEL,
   INSTRUMENT_VERSION,
   instrument,
+  joinSegments,
   LABELS_INPUT,
   type ModelProto,
   type Segment,
@@ -30,7 +31,15 @@ import { PrefixStates, type State } from './prefix-states.ts';
 import { float32, int64, type WireFeeds, type WireTensor } from './wire-tensor.ts';
 
 /** Bumped whenever the way segments are cut changes, so that segments written by an older evop are not reused. */
-const SEGMENT_VERSION = 1;
+const SEGMENT_VERSION = 2;
+
+/**
+ * Lengths of the aligned chains of unit segments also cut as one model each (a chain of `n` starts at a multiple
+ * of `n`), longest first. A run costs more than the same units inside a longer graph, so a stretch of the trie with
+ * no branch point runs in as few sessions as the aligned chains allow; longer ones would add sessions (memory) for
+ * stretches that a batch's branch points seldom leave.
+ */
+const CHAIN_LENGTHS = [8, 4, 2];
 
 /** Masks sharing a prefix share a node: children by the bits of the next segment's units, masks at the leaves. */
 interface TrieNode {
@@ -41,14 +50,17 @@ interface TrieNode {
 /**
  * Scores masks along the trie of a batch: the search graph cut at the residual stream between units
  * (`splitAtUnits`), a segment run once for every prefix of kept and pruned units the batch's masks share, so that a
- * generation costs less than the sum of its pruned forwards. Each segment is the search graph's own nodes (its `If`s around the branches included), fed the same
- * values and cut where onnxruntime fuses nothing across (`splitAtUnits`, `segmentModel`), so the NLL is the search
- * graph's to the last bit (tested) where both pack a window with others: a window the gated graph ran alone, as the
- * last row of a batch, was seen to differ in its last bits from the same window run with others. Rows are windows,
- * packed into runs as OnnxEvaluator packs them; each run of windows walks the trie depth first. The states of the
- * prefixes it passes are kept in `EVOP_TRIE_CACHE_MB`, least recently used dropped first, and kept across batches:
- * a later child of a branch point, and a later batch's mask on the same windows, start from the deepest kept
- * prefix they share (a generation's offspring share long prefixes with the parents measured before them).
+ * generation costs less than the sum of its pruned forwards. A stretch of the trie with no branch point runs in
+ * the fewest aligned chains of segments (`CHAIN_LENGTHS`, each cut as one model by `joinSegments`): a run costs more
+ * than the same units inside a longer graph. Each segment is the search graph's own nodes (its `If`s around the
+ * branches included), fed the same values and cut where onnxruntime fuses nothing across (`splitAtUnits`,
+ * `segmentModel`), so the NLL is the search graph's to the last bit (tested) where both pack a window with others:
+ * a window the gated graph ran alone, as the last row of a batch, was seen to differ in its last bits from the same
+ * window run with others. Rows are windows, packed into runs as OnnxEvaluator packs them; each run of windows walks
+ * the trie depth first. The states it computes (at branch points and where chains end) are kept in
+ * `EVOP_TRIE_CACHE_MB`, least recently used dropped first, and kept across batches: a later child of a branch point,
+ * and a later batch's mask on the same windows, start from the deepest kept prefix they share (a generation's
+ * offspring share long prefixes with the parents measured before them).
  */
 export class TrieEvaluator implements MaskScorer {
   readonly units: number;
@@ -58,11 +70,15 @@ export class TrieEvaluator implements MaskScorer {
    * residual sum): the work the trie and the kept states leave.
    */
   readonly unitRuns = { kept: 0, pruned: 0 };
+  /** Sessions run for unit segments: one per chain or lone segment (fewer than `unitRuns` where chains ran). */
+  sessionRuns = 0;
   private readonly states: PrefixStates;
 
   private constructor(
     private readonly options: OnnxEvaluatorOptions,
     private readonly segments: (Segment & { path: string })[],
+    /** Chains of unit segments as one model, by `start+length` (unit segments counted from 0). */
+    private readonly chains: ReadonlyMap<string, Segment & { path: string }>,
   ) {
     this.units = unitsOf(options.layout, options.granularity).length;
     this.states = new PrefixStates(options.pool.config.trieCacheBytes);
@@ -76,27 +92,39 @@ export class TrieEvaluator implements MaskScorer {
     await checkLayout(pool, model, layout, dir);
     const search = instrument(derivableIn(model, dir), layout, { granularity });
     const segments = splitAtUnits(search, layout, granularity);
-    const paths = segments.map((_, i) =>
-      join(dir, `segment-${granularity}-v${INSTRUMENT_VERSION}.${SEGMENT_VERSION}-${i}.onnx`),
+    const name = (part: string | number) =>
+      join(dir, `segment-${granularity}-v${INSTRUMENT_VERSION}.${SEGMENT_VERSION}-${part}.onnx`);
+    const units = segments.slice(1, -1);
+    const chains = CHAIN_LENGTHS.flatMap((length) =>
+      Array.from({ length: Math.floor(units.length / length) }, (_, k) => {
+        const start = k * length;
+        const later = new Set(segments.slice(start + length + 1).flatMap((s) => s.reads));
+        const segment = joinSegments(units.slice(start, start + length), later);
+        return { key: `${start}+${length}`, ...segment, path: name(`chain${start}+${length}`) };
+      }),
     );
-    if (!paths.every((path) => existsSync(path))) {
+    const all = [...segments.map((segment, i) => ({ ...segment, path: name(i) })), ...chains];
+    if (!all.every(({ path }) => existsSync(path))) {
       const writes = [...new Set(segments.flatMap((s) => s.writes))];
       const types = await probeTypes(pool, search, layout, unitsOf(layout, granularity).length, writes, dir);
-      segments.forEach((segment, i) => {
-        writeModel(segmentModel(search, segment, types), paths[i]!, { externalData: 'reference' });
-      });
+      for (const { path, ...segment } of all)
+        writeModel(segmentModel(search, segment, types), path, { externalData: 'reference' });
     }
-    pool.tune(paths, { keep: segments.length, spinning: false });
+    pool.tune(
+      all.map((s) => s.path),
+      { keep: all.length, spinning: false },
+    );
     return new TrieEvaluator(
       options,
-      segments.map((segment, i) => ({ ...segment, path: paths[i]! })),
+      all.slice(0, segments.length),
+      new Map(chains.map((chain) => [chain.key, chain])),
     );
   }
 
   /** Frees the memory of the segments' sessions and of the kept states; evaluating again loads them again. */
   unload(): Promise<void> {
     this.states.clear();
-    return this.options.pool.unload(...this.segments.map((s) => s.path));
+    return this.options.pool.unload(...[...this.segments, ...this.chains.values()].map((s) => s.path));
   }
 
   /** Per mask, the summed NLL over `windows` (and per cluster): OnnxEvaluator's numbers, bit for bit. */
@@ -149,6 +177,11 @@ export class TrieEvaluator implements MaskScorer {
   }
   private reads: Set<string>[] | undefined;
 
+  /** Unit segments [start, start + length) as one model: a chain's, or the one segment's. */
+  stretch(start: number, length: number): (Segment & { path: string }) | undefined {
+    return length === 1 ? this.unitSegments[start] : this.chains.get(`${start}+${length}`);
+  }
+
   /** The segments between the embedding and the head. */
   get unitSegments(): (Segment & { path: string })[] {
     return this.segments.slice(1, -1);
@@ -179,6 +212,14 @@ interface WindowRun {
   rows: number;
 }
 
+/** A state and how many unit segments lie behind it. */
+interface Reached {
+  state: State;
+  depth: number;
+}
+
+type RecordRow = (mask: number, row: number, nll: number, count: number) => void;
+
 /** One run of windows walking the trie depth first. */
 class Walk {
   private readonly inputs: WireFeeds;
@@ -203,8 +244,8 @@ class Walk {
     this.inputs[LABELS_INPUT] = int64(labels, [rows, T]);
   }
 
-  async walk(record: (mask: number, row: number, nll: number, count: number) => void): Promise<void> {
-    await this.visit(this.root, '', await this.embedded(), record);
+  async walk(record: RecordRow): Promise<void> {
+    await this.visit(this.root, '', { state: await this.embedded(), depth: 0 }, record);
   }
 
   private key(bits: string): string {
@@ -221,82 +262,112 @@ class Walk {
   }
 
   /**
-   * `state` is the node's: handed to the first child that has to be computed, then dropped (a deep trie would
-   * otherwise hold a state per level beyond the budget); later children start from the kept states.
+   * Visits a node, `from` a state at or above it. Only a node that needs its own state computes it: a branch point
+   * (kept, pinned while its subtree is walked, for its later children) and a leaf (its head runs); a node with one
+   * child passes `from` down, so that a stretch with no branch point runs in as few sessions as its chains allow.
+   * The first child of a branch point starts from its state; later ones from the deepest kept prefix on their path.
    */
-  private async visit(
-    node: TrieNode,
-    bits: string,
-    state: State,
-    record: (mask: number, row: number, nll: number, count: number) => void,
-  ): Promise<void> {
-    if (node.masks.length > 0) {
-      const out = await this.segment(this.trie.head, state, bits);
-      const nll = out.evop_nll!.data as Float32Array;
-      const count = out.evop_count!.data as Float32Array;
-      assertFinite(nll, 'logits', (r) => rowName(this.run.start + r, this.masks[node.masks[0]!]!));
-      for (const m of node.masks) for (let r = 0; r < this.run.rows; r++) record(m, r, nll[r]!, count[r]!);
-      return;
-    }
+  private async visit(node: TrieNode, bits: string, from: Reached, record: RecordRow): Promise<void> {
     this.path.push(bits);
-    this.states.pin(this.key(bits));
     try {
-      let first: State | undefined = state;
-      for (const [childBits, child] of node.children) {
-        const prefix = bits + childBits;
-        let reached = this.states.get(this.key(prefix));
-        if (!reached) {
-          const from = first ?? this.states.get(this.key(bits)) ?? (await this.recompute());
-          reached = await this.advance(this.path.length - 1, from, prefix);
-          // A leaf's state leads only to its head: not worth a place among the kept ones.
-          if (child.masks.length === 0) this.states.set(this.key(prefix), reached);
+      if (node.masks.length > 0) {
+        const out = await this.segment(this.trie.head, await this.reach(from, false), bits);
+        const nll = out.evop_nll!.data as Float32Array;
+        const count = out.evop_count!.data as Float32Array;
+        assertFinite(nll, 'logits', (r) => rowName(this.run.start + r, this.masks[node.masks[0]!]!));
+        for (const m of node.masks) for (let r = 0; r < this.run.rows; r++) record(m, r, nll[r]!, count[r]!);
+        return;
+      }
+      if (node.children.size === 1) {
+        const [childBits, child] = node.children.entries().next().value!;
+        await this.visit(child, bits + childBits, from, record);
+        return;
+      }
+      this.states.pin(this.key(bits));
+      try {
+        let first: Reached | undefined = { state: await this.reach(from, true), depth: this.path.length - 1 };
+        for (const [childBits, child] of node.children) {
+          await this.visit(
+            child,
+            bits + childBits,
+            first ?? { state: await this.embedded(), depth: 0 },
+            record,
+          );
+          first = undefined;
         }
-        first = undefined;
-        await this.visit(child, prefix, reached, record);
+      } finally {
+        this.states.unpin(this.key(bits));
       }
     } finally {
-      this.states.unpin(this.key(bits));
       this.path.pop();
     }
   }
 
-  /** The state of the deepest node on the path, from its nearest ancestor whose state is kept (or the start). */
-  private async recompute(): Promise<State> {
-    let from = this.path.length - 1;
-    let state: State | undefined;
-    for (; from > 0 && !state; from--) state = this.states.get(this.key(this.path[from]!));
-    if (state) from++;
-    else state = await this.embedded();
-    for (let d = from; d < this.path.length - 1; d++) {
-      state = await this.advance(d, state, this.path[d + 1]!);
-      this.states.set(this.key(this.path[d + 1]!), state);
+  /**
+   * The state of the node being visited (the deepest on the path), from the deepest kept prefix on the path below
+   * it or `from`: the unit segments between run in the longest aligned chains that fit, a pruned pass-through
+   * segment alone for free. Every state computed on the way is kept; the node's own only if `keep`.
+   */
+  private async reach(from: Reached, keep: boolean): Promise<State> {
+    const target = this.path.length - 1;
+    let { state, depth } = from;
+    for (let d = target; d > depth; d--) {
+      const kept = this.states.get(this.key(this.path[d]!));
+      if (kept) {
+        state = kept;
+        depth = d;
+        break;
+      }
+    }
+    while (depth < target) {
+      const length = this.isFreePass(depth) ? 1 : this.chainAt(depth, target);
+      state = await this.advance(depth, length, state);
+      depth += length;
+      if (depth < target || keep) this.states.set(this.key(this.path[depth]!), state);
     }
     return state;
   }
 
-  /** Runs the unit segment at `depth` on `state` with the units' bits ending `bits`; a pruned pass-through is free. */
-  private async advance(depth: number, state: State, bits: string): Promise<State> {
+  /** Whether unit segment `depth` is pruned here and passes the stream on unchanged. */
+  private isFreePass(depth: number): boolean {
     const segment = this.trie.unitSegments[depth]!;
-    const own = bits.slice(bits.length - segment.units.length);
-    const out =
-      segment.passesStream && !own.includes('1')
-        ? Object.fromEntries(segment.writes.map((name, j) => [name, state[segment.reads[j]!]!]))
-        : await this.unitSegment(segment, state, bits, own.includes('1'));
+    return segment.passesStream && !this.ownBits(depth).includes('1');
+  }
+
+  /** The bits of unit segment `depth`'s units on the path. */
+  private ownBits(depth: number): string {
+    const bits = this.path[depth + 1]!;
+    return bits.slice(bits.length - this.trie.unitSegments[depth]!.units.length);
+  }
+
+  /** The longest aligned chain from `depth` that ends by `target` with no free pass inside (at least 1). */
+  private chainAt(depth: number, target: number): number {
+    for (const length of CHAIN_LENGTHS) {
+      if (depth % length !== 0 || depth + length > target) continue;
+      const inside = Array.from({ length }, (_, i) => depth + i);
+      if (inside.every((d) => !this.isFreePass(d))) return length;
+    }
+    return 1;
+  }
+
+  /** Runs unit segments [depth, depth + length) on `state` (a free pass costs nothing); the state after them. */
+  private async advance(depth: number, length: number, state: State): Promise<State> {
+    const end = depth + length;
+    let out: State;
+    if (this.isFreePass(depth) && length === 1) {
+      const segment = this.trie.unitSegments[depth]!;
+      out = Object.fromEntries(segment.writes.map((name, j) => [name, state[segment.reads[j]!]!]));
+    } else {
+      for (let d = depth; d < end; d++)
+        this.trie.unitRuns[this.ownBits(d).includes('1') ? 'kept' : 'pruned']++;
+      this.trie.sessionRuns++;
+      out = await this.segment(this.trie.stretch(depth, length)!, state, this.path[end]!);
+    }
     // What later segments read: the cut where the next starts, and values handed on further.
     const next: State = {};
     for (const [name, tensor] of Object.entries({ ...state, ...out }))
-      if (this.trie.readAfter(depth + 1).has(name)) next[name] = tensor;
+      if (this.trie.readAfter(end).has(name)) next[name] = tensor;
     return next;
-  }
-
-  private unitSegment(
-    segment: Segment & { path: string },
-    state: State,
-    bits: string,
-    kept: boolean,
-  ): Promise<State> {
-    this.trie.unitRuns[kept ? 'kept' : 'pruned']++;
-    return this.segment(segment, state, bits);
   }
 
   /** One segment on this walk's windows; `bits`, the kept and pruned units so far, open and close its gates. */
