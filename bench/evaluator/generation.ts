@@ -69,8 +69,10 @@ export async function gaHistory(
     windowsFromDocuments(docs, tokenizer, 128, 16),
     workDir,
   );
-  // Offspring batches are screened below full fidelity; the first batch is the initial population.
-  const screened = batches.flatMap((b, i) => (b.every((c) => c.fidelity < 1) ? [i] : []));
+  // Offspring batches are screened below full fidelity, after the initial population (the first batch measured on
+  // all windows; the greedy walk's steps before it are screened too).
+  const population = batches.findIndex((b) => b.every((c) => c.fidelity === 1));
+  const screened = batches.flatMap((b, i) => (i > population && b.every((c) => c.fidelity < 1) ? [i] : []));
   const at = screened[GENERATION - 1]!;
   const history = { before: batches.slice(0, at), generation: batches[at]! };
   writeFileSync(path, JSON.stringify(history));
