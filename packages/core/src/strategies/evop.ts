@@ -38,8 +38,10 @@ export interface EvopOptions extends EvolutionOptions {
    * removal hurts least (SLEB's / BlockPruner's walk at `lowFidelity` of the cost), and seed the population with
    * where the walk ends, as with `seedMasks` (default true). Skipped when the walk could cost more than a third of
    * the budget. The walk's last step screens masks of the target count: its best (`rescore` of the population) are
-   * measured on all windows with the first population, as a generation's best offspring are. On large spaces a random first population starts far from the good masks, and a budget of a few
-   * hundred evaluations can end before the generations reach them; the walk starts the search near them.
+   * measured on all windows with the first population, as a generation's best offspring are. On large spaces a
+   * random first population starts far from the good masks, and a budget of a few hundred evaluations can end
+   * before the generations reach them; the walk starts the search near them. Its ranking is only as good as the
+   * screening windows: with 2 of them (8 calibration windows) it led the search astray (BENCHMARKS.md).
    */
   greedy: boolean;
 }
@@ -63,10 +65,10 @@ const POLISH_BATCH = 8;
 
 /**
  * A genetic algorithm over masks with an exact pruned count, its first population seeded by a screened greedy
- * walk (`greedy`). Each generation: tournament-selected parents,
- * uniform crossover repaired to the count, swap mutation; offspring never seen before are screened on a
- * fraction of the windows, the best of them re-scored on all; survivors are the elites, the re-scored offspring
- * and the best of the rest of the population. When the population stalls, a local search (`polish`) takes over.
+ * walk (`greedy`). Each generation: tournament-selected parents, uniform crossover repaired to the count, swap
+ * mutation; offspring never seen before are screened on a fraction of the windows, the best of them re-scored on
+ * all; survivors are the elites, the re-scored offspring and the best of the rest of the population. When the
+ * population stalls, a local search (`polish`) takes over.
  */
 export class EvopStrategy extends BaseStrategy {
   readonly name = 'evop';
@@ -254,7 +256,8 @@ export class EvopStrategy extends BaseStrategy {
 
   protected restoreFields(f: Record<string, unknown>): void {
     this.phase = f.phase as Phase;
-    this.walked = f.walked as string[];
+    // A checkpoint of an evop without the walk has none.
+    this.walked = (f.walked as string[] | undefined) ?? [];
     this.members = f.members as Scored[];
     this.screened = f.screened as Scored[];
     this.screenedFitness = new Map(f.screenedFitness as [string, number][]);
