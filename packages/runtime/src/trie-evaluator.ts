@@ -98,8 +98,10 @@ export class TrieEvaluator implements MaskScorer {
     const chains = CHAIN_LENGTHS.flatMap((length) =>
       Array.from({ length: Math.floor(units.length / length) }, (_, k) => {
         const start = k * length;
-        const later = new Set(segments.slice(start + length + 1).flatMap((s) => s.reads));
-        const segment = joinSegments(units.slice(start, start + length), later);
+        const segment = joinSegments(
+          units.slice(start, start + length),
+          readsAfter(segments, start + length),
+        );
         return { key: `${start}+${length}`, ...segment, path: name(`chain${start}+${length}`) };
       }),
     );
@@ -172,7 +174,7 @@ export class TrieEvaluator implements MaskScorer {
 
   /** Tensors read by the segments after segment `index` (0: the embedding). */
   readAfter(index: number): ReadonlySet<string> {
-    this.reads ??= this.segments.map((_, i) => new Set(this.segments.slice(i + 1).flatMap((s) => s.reads)));
+    this.reads ??= this.segments.map((_, i) => readsAfter(this.segments, i));
     return this.reads[index]!;
   }
   private reads: Set<string>[] | undefined;
@@ -387,6 +389,11 @@ class Walk {
     const fetches = segment.writes.length > 0 ? segment.writes : ['evop_nll', 'evop_count'];
     return this.trie.pool.run(segment.path, feeds, fetches, this.signal);
   }
+}
+
+/** Tensors read by the segments after segment `index` (0: the embedding). */
+function readsAfter(segments: readonly Segment[], index: number): Set<string> {
+  return new Set(segments.slice(index + 1).flatMap((s) => s.reads));
 }
 
 function cloneTensor(t: WireTensor): WireTensor {
