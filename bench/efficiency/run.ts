@@ -92,7 +92,9 @@ try {
     });
     const { space } = planSearch(layout, spec);
     const { search, influence } = await searchCalibration(dense, layout, [docs], tokenizer, spec);
-    const evaluator = new PrefixEvaluator(dense, search.windows, search.clusters);
+    // No `validation` for the strategies: this counts evaluations to the best calibration mask, and evop's final
+    // choice on the validation windows can answer another.
+    const evaluator = new PrefixEvaluator(dense, search.windows, search.clusters, search.calibration);
     const cache = new MemoryFitnessCache();
     const search1 = (strategy: StrategyName, options: StrategyOptions) =>
       runSearch({

@@ -21,6 +21,7 @@ import {
   type SearchResult,
   searchOnce,
   searchSpecSchema,
+  validationFidelity,
 } from '@evop/pipeline';
 import { InferencePool } from '@evop/runtime';
 import { benchEvaluator } from '../bench-model.ts';
@@ -88,7 +89,7 @@ try {
     ...specOf(0),
     seed: PROTOCOL.calibrationSeed,
   });
-  const evaluator = new PrefixEvaluator(dense, search.windows, search.clusters);
+  const evaluator = new PrefixEvaluator(dense, search.windows, search.clusters, search.calibration);
 
   const rows: Row[] = [];
   const sharedCache: { seed: number; masks: number }[] = [];
@@ -99,6 +100,7 @@ try {
       spec,
       evaluator,
       influence,
+      validation: validationFidelity(search),
       cache,
       checkpoints: { load: async () => undefined, save: async () => {} },
       progress: { start: () => {}, generation: () => {}, stop: () => {} },

@@ -30,6 +30,7 @@ import {
   poolSize,
   type SearchSpec,
   searchSpecSchema,
+  validationFidelity,
 } from '@evop/pipeline';
 import { InferencePool, type MaskEvaluation } from '@evop/runtime';
 import { type BenchSetting, benchEvaluator, modelLayers, settingLabel, zooModels } from '../bench-model.ts';
@@ -220,7 +221,7 @@ async function runTrial(trial: Trial): Promise<TrialRow[]> {
   const { layout, dense } = await loadModel(trial.setting);
   const { search, influence, heldOut } = await calibrationOf(trial, spec);
   const { space } = planSearch(layout, spec);
-  const evaluator = new PrefixEvaluator(dense, search.windows, search.clusters);
+  const evaluator = new PrefixEvaluator(dense, search.windows, search.clusters, search.calibration);
   const searchOnce = async (name: StrategyName): Promise<Searched> => {
     const started = performance.now();
     const outcome = await runSearch({
@@ -228,6 +229,7 @@ async function runTrial(trial: Trial): Promise<TrialRow[]> {
         seed: spec.seed,
         budget: spec.budget,
         influence,
+        validation: validationFidelity(search),
         maxMasks: PROTOCOL.maxMasks,
         evop: JSON.parse(args.values.evop),
       }),

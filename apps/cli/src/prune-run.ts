@@ -95,9 +95,9 @@ export async function runPrune(
     const calibrationFile = join(out, 'calibration.json');
     const backend: PipelineBackend = {
       pooledStates: (pool, signal) => dense.pooledStates(pool, signal),
-      unitCosines: (search, signal) => dense.unitCosines(search.windows, signal),
+      unitCosines: (calibration, signal) => dense.unitCosines(calibration.windows, signal),
       search: async (search) => ({
-        evaluator: new PrefixEvaluator(dense, search.windows, search.clusters),
+        evaluator: new PrefixEvaluator(dense, search.windows, search.clusters, search.calibration),
         cache: new MemoryFitnessCache(),
         checkpoints: checkpointFiles(join(out, 'checkpoints')),
       }),

@@ -176,7 +176,7 @@ export async function runJob(
   const backend: PipelineBackend = {
     calibrate: (...args) => deps.threads.calibrate(...args),
     pooledStates: async (windows) => Float32Array.from(await embed(windows, 'pooled')),
-    unitCosines: (search) => embed(search.windows, 'cosines'),
+    unitCosines: (calibration) => embed(calibration.windows, 'cosines'),
     search: async (search) => {
       const windowsSha256 = await windowsArtifact(search.windows);
       const clustersSha256 = await jsonArtifact(search.clusters);
@@ -200,7 +200,7 @@ export async function runJob(
       return {
         evaluator: new QueueEvaluator({
           ...queues.fitness,
-          task: { ...taskBase, windowsSha256, clustersSha256 },
+          task: { ...taskBase, windowsSha256, clustersSha256, calibrationWindows: search.calibration },
           ...(deps.masksPerTask ? { masksPerTask: deps.masksPerTask } : {}),
         }),
         cache,

@@ -12,7 +12,8 @@ export function fitnessProcessor(models: Models, windows: WindowSets) {
     const evaluator = await models.evaluator(task, task.granularity);
     const set = await windows.get(task.windowsSha256);
     const clusters = task.clustersSha256 ? await windows.clusters(task.clustersSha256) : undefined;
-    const results = await new PrefixEvaluator(evaluator, set, clusters).evaluate(
+    const prefixes = new PrefixEvaluator(evaluator, set, clusters, task.calibrationWindows);
+    const results = await prefixes.evaluate(
       task.masks.map((mask) => ({ mask, fidelity: task.fidelity })),
       signal,
     );

@@ -28,9 +28,14 @@ export interface StrategyOptions {
   seedShortGpt?: boolean;
   /** Masks evop / evopress start from (after ShortGPT's with `seedShortGpt`); each must be one of the space's. */
   seedMasks?: readonly string[];
+  /**
+   * The validation windows' fidelity, when the evaluator has windows after the calibration windows (default 1:
+   * none): evop's final choice measures its best masks on them (`EvopOptions.select`).
+   */
+  validation?: number;
   /** exhaustive refuses spaces with more masks than this (default 5000). */
   maxMasks?: number;
-  evop?: Partial<Omit<EvopOptions, 'seed' | 'budget' | 'seedMasks'>>;
+  evop?: Partial<Omit<EvopOptions, 'seed' | 'budget' | 'seedMasks' | 'validation'>>;
   evopress?: Partial<Omit<EvopressOptions, 'seed' | 'budget' | 'seedMasks'>>;
 }
 
@@ -81,7 +86,10 @@ export function createStrategy(name: string, space: SearchSpace, options: Strate
         seed,
         budget,
         ...seedMasks,
+        validation: options.validation ?? EVOP_DEFAULTS.validation,
       };
+      check(o.validation >= 1, 'validation', `must be at least 1, got ${o.validation}`);
+      check(isInt(o.select, 0), 'evop.select', `must be a non-negative integer, got ${o.select}`);
       check(isInt(o.population, 2), 'evop.population', `must be an integer ≥ 2, got ${o.population}`);
       check(
         isInt(o.tournament, 1) && o.tournament <= o.population,

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import {
   cacheKey,
   createStrategy,
+  type Evaluator,
   type EvopStrategy,
   MemoryFitnessCache,
   runSearch,
@@ -318,6 +319,46 @@ test('evop walks greedily on the screening windows first and seeds its first pop
   // A walk that could cost more than a third of the budget is skipped: 122 screenings × 0.25 > 40 / 3.
   const small = createStrategy('evop', space, { seed: 3, budget: 40 });
   assert.ok(small.ask().every((c) => c.fidelity === 1));
+});
+
+test('evop’s final choice: its best masks measured on the validation windows too, the best there answered with its calibration fitness', async () => {
+  const space = layerSpace(12, 4);
+  const landscape = new SyntheticLandscape(space, 7);
+  // Other text moves each mask's NLL by up to ±0.05, as much as the gaps between the best masks.
+  const shift = (mask: string) => (Number.parseInt(mask, 2) % 101) / 1000 - 0.05;
+  const measured = new Map<string, number>();
+  const evaluator: Evaluator = {
+    evaluate: async (candidates) =>
+      (await landscape.evaluate(candidates)).map((r, i) => {
+        const { mask, fidelity } = candidates[i]!;
+        if (fidelity === 1) measured.set(mask, r.nllSum / r.count);
+        return fidelity > 1 ? { ...r, nllSum: r.nllSum + shift(mask) * r.count } : r;
+      }),
+  };
+  const strategy = createStrategy('evop', space, { seed: 1, budget: 600, validation: 4 });
+  const outcome = await runSearch({ strategy, evaluator });
+  const last = landscape.log.slice(-4);
+  assert.ok(
+    last.every((c) => c.fidelity === 4),
+    'the last batch is on the validation windows',
+  );
+  assert.equal(landscape.log.filter((c) => c.fidelity > 1).length, 4, 'once');
+  const ranked = [...measured].sort((a, b) => a[1] - b[1]).map(([mask]) => mask);
+  assert.deepEqual(
+    last.map((c) => c.mask),
+    ranked.slice(0, 4),
+    'the four best on the calibration windows',
+  );
+  const chosen = [...ranked.slice(0, 4)].sort(
+    (a, b) => landscape.fitness(a) + shift(a) - (landscape.fitness(b) + shift(b)),
+  )[0]!;
+  assert.notEqual(chosen, ranked[0], 'the validation windows change the answer here');
+  assert.deepEqual(outcome.best, { mask: chosen, fitness: measured.get(chosen) });
+  assert.ok(outcome.history.at(-1)!.spent <= 600, 'the choice is paid for within the budget');
+  // Without validation windows there is no choice to make.
+  const plain = createStrategy('evop', space, { seed: 1, budget: 600 });
+  const alone = await runSearch({ strategy: plain, evaluator: new SyntheticLandscape(space, 7) });
+  assert.equal(alone.best!.mask, ranked[0]);
 });
 
 test('evop polishes its best mask: neighbours screened, then measured on all windows best-screened first, until a local optimum', async () => {

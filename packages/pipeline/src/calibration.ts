@@ -48,22 +48,38 @@ export function balancedOrder(clusters: readonly number[]): number[] {
 }
 
 /**
- * The search's windows (calibration, in balanced order: fidelity f is their first ⌈f·n⌉) and the held-out
- * windows, each with its clusters.
+ * The search's windows: the calibration windows, then the validation windows (the pool's windows neither
+ * calibration nor held out). Fidelity f measures the first ⌈f·calibration⌉ of them: fidelity 1 the calibration
+ * windows, more than 1 validation windows as well (evop's final choice).
+ */
+export interface SearchWindows extends ClusteredWindows {
+  calibration: number;
+}
+
+/** The validation windows' fidelity: all the search windows, as a multiple of the calibration windows. */
+export const validationFidelity = (search: SearchWindows) => search.windows.count / search.calibration;
+
+/**
+ * The calibration windows, the search's windows (the calibration windows, then the validation windows) and the
+ * held-out windows, each with its clusters; the calibration and validation windows each in balanced order, so
+ * that fidelity f < 1 measures the first ⌈f·n⌉ calibration windows, as balanced as they can be.
  */
 export function splitWindows(
   pool: TokenWindows,
   calibration: Calibration,
-): { search: ClusteredWindows; heldOut: ClusteredWindows } {
-  const ordered = balancedOrder(calibration.calibrationClusters).map((i) => calibration.calibration[i]!);
+): { calibration: ClusteredWindows; search: SearchWindows; heldOut: ClusteredWindows } {
+  const clustered = (indices: readonly number[]): ClusteredWindows => ({
+    windows: pool.select(indices),
+    clusters: indices.map((w) => calibration.assignments[w]!),
+  });
+  const balanced = (indices: readonly number[]) =>
+    balancedOrder(indices.map((w) => calibration.assignments[w]!)).map((i) => indices[i]!);
+  const taken = new Set([...calibration.calibration, ...calibration.heldOut]);
+  const validation = Array.from({ length: pool.count }, (_, w) => w).filter((w) => !taken.has(w));
+  const ordered = balanced(calibration.calibration);
   return {
-    search: {
-      windows: pool.select(ordered),
-      clusters: ordered.map((w) => calibration.assignments[w]!),
-    },
-    heldOut: {
-      windows: pool.select(calibration.heldOut),
-      clusters: calibration.heldOut.map((w) => calibration.assignments[w]!),
-    },
+    calibration: clustered(ordered),
+    search: { ...clustered([...ordered, ...balanced(validation)]), calibration: ordered.length },
+    heldOut: clustered(calibration.heldOut),
   };
 }

@@ -9,7 +9,9 @@ export {
   type Calibration,
   type ClusteredWindows,
   calibrate,
+  type SearchWindows,
   splitWindows,
+  validationFidelity,
 } from './calibration.ts';
 export { CalibrationThreads } from './calibration-threads.ts';
 export type { EvalSet, Finalized, StageFailure } from './finalize.ts';

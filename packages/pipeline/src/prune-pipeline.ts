@@ -2,7 +2,14 @@ import type { Evaluator, FitnessCache, SearchSpace } from '@evop/core';
 import type { TokenWindows } from '@evop/data';
 import type { DecoderLayout, Unit } from '@evop/onnx';
 import { assembleReport } from './assemble-report.ts';
-import { type Calibration, type ClusteredWindows, calibrate, splitWindows } from './calibration.ts';
+import {
+  type Calibration,
+  type ClusteredWindows,
+  calibrate,
+  type SearchWindows,
+  splitWindows,
+  validationFidelity,
+} from './calibration.ts';
 import type { EvalSet, Finalized } from './finalize.ts';
 import { runFront } from './front.ts';
 import { PipelineError } from './pipeline-error.ts';
@@ -29,7 +36,7 @@ export interface PipelineStore {
   loadCalibration(): Promise<StoredCalibration | undefined>;
   saveCalibration(
     stored: StoredCalibration,
-    sets: { search: ClusteredWindows; heldOut: ClusteredWindows },
+    sets: { search: SearchWindows; heldOut: ClusteredWindows },
   ): Promise<void>;
   /** Kept before finalize runs, so that a search is never lost to a later stage: the searches, the front's. */
   saveSearched(searches: readonly SearchResult[], front: readonly SearchResult[]): Promise<void>;
@@ -47,11 +54,11 @@ export interface PipelineBackend {
     hiddenSize: number,
     signal: AbortSignal,
   ): Promise<Calibration>;
-  /** Each unit's cosine between its input and output on the search windows. */
-  unitCosines(search: ClusteredWindows, signal: AbortSignal): Promise<number[]>;
+  /** Each unit's cosine between its input and output on the calibration windows. */
+  unitCosines(calibration: ClusteredWindows, signal: AbortSignal): Promise<number[]>;
   /** The searches' evaluator of the search windows, their fitness cache and their checkpoints. */
   search(
-    search: ClusteredWindows,
+    search: SearchWindows,
   ): Promise<{ evaluator: Evaluator; cache: FitnessCache; checkpoints: CheckpointStore }>;
   /** Export, held-out evaluation, zero-shot tasks and latency (packages/pipeline `finalize`). */
   finalize(stage: FinalizeStage): Promise<Finalized>;
@@ -140,7 +147,7 @@ export async function runPrunePipeline(options: PruneRunOptions): Promise<PruneR
         : calibrate(spec, pool, states, layout.hiddenSize);
     });
     const sets = splitWindows(pool, calibration);
-    const cosines = await time('influence', () => backend.unitCosines(sets.search, signal));
+    const cosines = await time('influence', () => backend.unitCosines(sets.calibration, signal));
     stored = { calibration, influence: cosines.map((c) => 1 - c) };
     await store.saveCalibration(stored, sets);
   }
@@ -152,6 +159,7 @@ export async function runPrunePipeline(options: PruneRunOptions): Promise<PruneR
     spec,
     ...(await backend.search(sets.search)),
     influence,
+    validation: validationFidelity(sets.search),
     progress: options.progress,
     signal,
   };

@@ -60,6 +60,8 @@ export interface RunSearchesOptions {
   evaluator: Evaluator;
   /** Per-unit block influence, 1 − cosine of each unit's input and output on the calibration windows. */
   influence: readonly number[];
+  /** The validation windows' fidelity: the search windows as a multiple of the calibration windows. */
+  validation: number;
   /** Shared by the strategies, so that a mask two of them try is measured once. */
   cache: FitnessCache;
   checkpoints: CheckpointStore;
@@ -94,6 +96,7 @@ export async function searchOnce(
     seed: spec.seed,
     budget: spec.budget,
     influence: options.influence,
+    validation: options.validation,
     ...(search.seedMasks ? { seedMasks: search.seedMasks } : {}),
   });
   const started = Date.now();

@@ -17,16 +17,18 @@ const modelRef = { modelSha256: sha256, layoutSha256: sha256 };
 /**
  * A batch of masks to measure for one job: ids, content hashes and masks only. `modelSha256` names the model's
  * manifest artifact; the worker fetches it, the model's files and the token windows by sha256 and caches them.
- * Fidelity f measures the first ⌈f·n⌉ windows; `clustersSha256` (a JSON array, one cluster per window) makes
- * the results carry per-cluster sums.
+ * Fidelity f measures the first ⌈f·n⌉ windows, n the first `calibrationWindows` (default: all), past fidelity 1
+ * the validation windows after them; `clustersSha256` (a JSON array, one cluster per window) makes the results carry
+ * per-cluster sums.
  */
 export const fitnessTask = z.object({
   jobId: z.string().min(1),
   ...modelRef,
   windowsSha256: sha256,
   clustersSha256: sha256.optional(),
+  calibrationWindows: z.number().int().min(1).optional(),
   granularity,
-  fidelity: z.number().gt(0).lte(1),
+  fidelity: z.number().gt(0),
   masks: z.array(mask).min(1),
 });
 export type FitnessTask = z.infer<typeof fitnessTask>;

@@ -36,6 +36,11 @@ export abstract class BaseStrategy implements Strategy {
     return this.bestResult;
   }
 
+  /** The search's answer is this mask, not the best on the calibration windows (evop's final choice). */
+  protected settle(best: Best): void {
+    this.bestResult = best;
+  }
+
   population(): Best[] {
     return [];
   }

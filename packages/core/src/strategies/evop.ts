@@ -45,6 +45,20 @@ export interface EvopOptions extends EvolutionOptions {
    * screening windows: with 2 of them (8 calibration windows) it led the search astray (BENCHMARKS.md).
    */
   greedy: boolean;
+  /**
+   * The final choice: the `select` best masks measured on the validation windows as well (default 4; 0 turns it
+   * off), and the best there is the search's answer. Masks within noise of each other on the calibration windows
+   * can differ on other text: the search chose the best of thousands on the same windows, so its best is the one
+   * whose calibration score flatters it most; windows it never saw break the tie on more text. Only with
+   * `validation` > 1; its cost is kept out of the budget from the start.
+   */
+  select: number;
+  /**
+   * The fidelity of the validation windows: the calibration windows and the windows after them, as a multiple of
+   * the calibration windows (`evop prune`: the CCDS pool's windows neither calibration nor held out, 3 times
+   * the calibration). Default 1: there are none.
+   */
+  validation: number;
 }
 
 export const EVOP_DEFAULTS = {
@@ -56,10 +70,12 @@ export const EVOP_DEFAULTS = {
   polish: true,
   polishMoves: 3,
   greedy: true,
+  select: 4,
+  validation: 1,
   ...EVOLUTION_DEFAULTS,
 } satisfies EvopOptions;
 
-type Phase = 'greedy' | 'init' | 'screen' | 'rescore' | 'polish' | 'done';
+type Phase = 'greedy' | 'init' | 'screen' | 'rescore' | 'polish' | 'select' | 'done';
 
 /** Neighbours measured per polish step: few, so that a move is taken soon after a better one is found. */
 const POLISH_BATCH = 8;
@@ -69,7 +85,7 @@ const POLISH_BATCH = 8;
  * walk (`greedy`). Each generation: tournament-selected parents, uniform crossover repaired to the count, swap
  * mutation; offspring never seen before are screened on a fraction of the windows, the best of them re-scored on
  * all; survivors are the elites, the re-scored offspring and the best of the rest of the population. When the
- * population stalls, a local search (`polish`) takes over.
+ * population stalls, a local search (`polish`) takes over; the validation windows make the final choice (`select`).
  */
 export class EvopStrategy extends BaseStrategy {
   readonly name = 'evop';
@@ -110,6 +126,7 @@ export class EvopStrategy extends BaseStrategy {
       return this.propose(this.space.removals(this.walked[0] ?? '1'.repeat(this.space.size)), lowFidelity);
     if (this.phase === 'init') return this.propose(this.initialMasks(), 1);
     if (this.phase === 'polish') return this.polishStep();
+    if (this.phase === 'select') return this.selectStep();
     if (this.phase === 'rescore') {
       const top = [...this.screened].sort(byFitness).slice(0, Math.ceil(population * rescore));
       return this.propose(
@@ -119,15 +136,37 @@ export class EvopStrategy extends BaseStrategy {
     }
     const screening = lowFidelity < 1;
     const cost = population * lowFidelity + (screening ? Math.ceil(population * rescore) : 0);
-    const offspring = this.spent + cost + this.polishReserve() <= budget ? this.offspring() : [];
+    const reserve = this.polishReserve() + this.selectReserve();
+    const offspring = this.spent + cost + reserve <= budget ? this.offspring() : [];
     if (offspring.length === 0) return this.stalled();
     return this.propose(offspring, screening ? lowFidelity : 1);
   }
 
-  /** The generations are over: polish the best mask with what the budget has left, or stop. */
+  /** The generations are over: polish the best mask with what the budget has left, or choose. */
   private stalled(): Candidate[] {
-    this.phase = this.options.polish ? 'polish' : 'done';
+    this.phase = this.options.polish ? 'polish' : 'select';
     return this.ask();
+  }
+
+  /** What the final choice needs: `select` masks on the validation windows. */
+  private selectReserve(): number {
+    const { select, validation } = this.options;
+    return validation > 1 ? select * validation : 0;
+  }
+
+  /**
+   * The best members, as many as `select` and the budget allow, measured on the validation windows; fewer than
+   * two leave nothing to choose: done.
+   */
+  private selectStep(): Candidate[] {
+    const { select, validation, budget } = this.options;
+    const room = validation > 1 ? Math.floor((budget - this.spent) / validation) : 0;
+    const masks = this.members.slice(0, Math.min(select, room)).map((m) => m.mask);
+    if (masks.length < 2) {
+      this.phase = 'done';
+      return [];
+    }
+    return this.propose(masks, validation);
   }
 
   /** What `polishMoves` moves of the polish need: each a screening of a neighbourhood and a batch on all windows. */
@@ -144,7 +183,8 @@ export class EvopStrategy extends BaseStrategy {
    * means the best is a local optimum: done.
    */
   private polishStep(): Candidate[] {
-    const { lowFidelity, budget } = this.options;
+    const { lowFidelity } = this.options;
+    const budget = this.options.budget - this.selectReserve();
     const room = Math.floor(budget - this.spent);
     const best = this.members[0]!.mask;
     const fresh = this.space.neighbours(best).filter((m) => !this.wasProposed(m, 1));
@@ -157,8 +197,8 @@ export class EvopStrategy extends BaseStrategy {
       .sort((a, b) => rank(a) - rank(b))
       .slice(0, Math.min(POLISH_BATCH, room));
     if (batch.length === 0) {
-      this.phase = 'done';
-      return [];
+      this.phase = 'select';
+      return this.selectStep();
     }
     return this.propose(batch, 1);
   }
@@ -175,6 +215,12 @@ export class EvopStrategy extends BaseStrategy {
     } else if (this.phase === 'screen' && this.options.lowFidelity < 1) {
       this.screened = [...results];
       this.phase = 'rescore';
+    } else if (this.phase === 'select') {
+      // The answer keeps its calibration fitness, the number every strategy reports.
+      const chosen = [...results].sort(byFitness)[0]!.mask;
+      const { mask, fitness } = this.members.find((m) => m.mask === chosen)!;
+      this.settle({ mask, fitness });
+      this.phase = 'done';
     } else if (this.phase === 'polish') {
       // A screening of the neighbourhood only fills screenedFitness. Measured on all windows: the best member moves
       // to a better neighbour as soon as one is found; the population keeps its size.
@@ -195,7 +241,7 @@ export class EvopStrategy extends BaseStrategy {
     this.stall = this.members[0]!.fitness < before ? 0 : this.stall + 1;
     this.screened = [];
     this.generation++;
-    if (this.stall >= patience) this.phase = this.options.polish ? 'polish' : 'done';
+    if (this.stall >= patience) this.phase = this.options.polish ? 'polish' : 'select';
     else this.phase = 'screen';
   }
 
