@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TokenWindows } from '@evop/data';
-import { balancedOrder, type Calibration, prefixLength, splitWindows, validationFidelity } from '../src/index.ts';
+import {
+  balancedOrder,
+  type Calibration,
+  prefixLength,
+  splitWindows,
+  validationFidelity,
+} from '../src/index.ts';
 
 test('the search windows are ordered so that every fidelity prefix is balanced over the clusters', () => {
   const clusters = [0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 3];
@@ -42,7 +48,10 @@ test('splitWindows gives the calibration windows in balanced order, the validati
   // The search windows: the calibration windows, then the pool's others (7, 8) that are not held out.
   assert.equal(search.calibration, 5);
   assert.deepEqual(search.clusters, [0, 1, 2, 0, 0, 1, 2]);
-  assert.deepEqual(Array.from(search.windows.tokens.subarray(0, 10)), Array.from(sets.calibration.windows.tokens));
+  assert.deepEqual(
+    Array.from(search.windows.tokens.subarray(0, 10)),
+    Array.from(sets.calibration.windows.tokens),
+  );
   assert.deepEqual(Array.from(search.windows.tokens.subarray(10)), [14, 15, 16, 17]);
   assert.equal(validationFidelity(search), 7 / 5);
   assert.deepEqual(heldOut.clusters, [1, 2, 0]);
