@@ -39,10 +39,10 @@ export interface EvopOptions extends EvolutionOptions {
    * where the walk ends, as with `seedMasks` (default true). Skipped when the walk could cost more than a third of
    * the budget. The walk's last step screens masks of the target count: its best (`rescore` of the population) are
    * measured on all windows in the first population, as a generation's best offspring are (not mutated, unlike
-   * `seedMasks`). On large spaces a
-   * random first population starts far from the good masks, and a budget of a few hundred evaluations can end
-   * before the generations reach them; the walk starts the search near them. Its ranking is only as good as the
-   * screening windows: with 2 of them (8 calibration windows) it led the search astray (BENCHMARKS.md).
+   * `seedMasks`). On large spaces a random first population starts far from the good masks, and a budget of a
+   * few hundred evaluations can end before the generations reach them; the walk starts the search near them. Its
+   * ranking is only as good as the screening windows: with 2 of them (8 calibration windows) it led the search
+   * astray when half the first population were its ends' mutations (BENCHMARKS.md).
    */
   greedy: boolean;
   /**
