@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import {
+  type Candidate,
   cacheKey,
   createStrategy,
   type Evaluator,
@@ -265,14 +266,18 @@ test('evop and evopress start from the seed masks they are given; a mask of anot
     const strategy = createStrategy(name, space, {
       budget: 100,
       seedMasks: [seed],
-      evop: { greedy: false },
+      evop: { greedy: false, climb: false },
     });
     const first = strategy.ask();
     assert.equal(first[0]!.mask, seed, name);
     if (name === 'evop') {
-      // Half the first population are the seed's mutations: one to three swaps from it.
-      const near = first.filter((c) => [...c.mask].filter((b, i) => b !== seed[i]).length <= 6);
-      assert.ok(near.length >= 16, `${near.length} of ${first.length} near the seed`);
+      // The seed alone first, then the rest of the first population, half of it the seed's mutations: one to three
+      // swaps from it.
+      assert.equal(first.length, 1);
+      strategy.tell([{ ...first[0]!, fitness: 1 }]);
+      const rest = strategy.ask();
+      const near = rest.filter((c) => [...c.mask].filter((b, i) => b !== seed[i]).length <= 6);
+      assert.ok(near.length >= 15, `${near.length} of ${rest.length} near the seed`);
     }
   }
   assert.throws(
@@ -281,10 +286,20 @@ test('evop and evopress start from the seed masks they are given; a mask of anot
   );
 });
 
-test('evop walks greedily on the screening windows first and seeds its first population with where the walk ends', async () => {
+test('evop walks greedily on the screening windows, starts from where the walk ends and climbs from there', async () => {
   const space = layerSpace(32, 4);
-  const landscape = new SyntheticLandscape(space, 5);
+  // A landscape where the walk ends short of a better mask one swap away.
+  const landscape = new SyntheticLandscape(space, 2);
   const strategy = createStrategy('evop', space, { seed: 3, budget: 400 });
+  const screened = new Map<string, number>();
+  const measured = new Map<string, number>();
+  const tell = async (candidates: Candidate[]) => {
+    const results = await landscape.evaluate(candidates);
+    const scored = candidates.map((c, i) => ({ ...c, fitness: results[i]!.nllSum / results[i]!.count }));
+    strategy.tell(scored);
+    for (const s of scored) (s.fidelity === 1 ? measured : screened).set(s.mask, s.fitness);
+    return [...scored].sort((a, b) => a.fitness - b.fitness).map((s) => s.mask);
+  };
   let walk = '1'.repeat(32);
   let lastStep: string[] = [];
   for (let step = 1; step <= 4; step++) {
@@ -295,27 +310,50 @@ test('evop walks greedily on the screening windows first and seeds its first pop
       `step ${step}: every one-more removal`,
     );
     assert.ok(candidates.every((c) => c.fidelity === 0.25));
-    const results = await landscape.evaluate(candidates);
-    const scored = candidates.map((c, i) => ({ ...c, fitness: results[i]!.nllSum / results[i]!.count }));
-    strategy.tell(scored);
-    lastStep = [...scored].sort((a, b) => a.fitness - b.fitness).map((s) => s.mask);
+    lastStep = await tell(candidates);
     walk = lastStep[0]!;
   }
-  const first = strategy.ask();
-  assert.ok(first.every((c) => c.fidelity === 1 && space.accepts(c.mask)));
-  assert.equal(first[0]!.mask, walk, 'the walk’s end is measured first, on all windows');
   // As a generation's best offspring: the last step's 8 best screened masks measured on all windows, as they are.
+  const start = strategy.ask();
   assert.deepEqual(
-    first.slice(0, 8).map((c) => c.mask),
-    lastStep.slice(0, 8),
+    start.map((c) => [c.mask, c.fidelity]),
+    lastStep.slice(0, 8).map((m) => [m, 1]),
   );
-  // Not mutated (a wrong screening ranking would pull half the population its way): the rest are random masks, of
-  // which about 1 in 40 is one swap from one of the ends (8 × 112 of the 35,960 masks), where 5 in 9 mutations are.
-  const ends = lastStep.slice(0, 8);
+  await tell(start);
+  // The climb: the best mask's unscreened neighbours screened, the 8 best of them measured, a move when one is better.
+  const best = () => [...measured].sort((a, b) => a[1] - b[1])[0]![0];
+  const fresh = (mask: string) => space.neighbours(mask).filter((m) => !measured.has(m));
+  let moves = 0;
+  for (;;) {
+    const from = best();
+    const screening = strategy.ask();
+    assert.deepEqual(
+      screening.map((c) => [c.mask, c.fidelity]),
+      fresh(from)
+        .filter((m) => !screened.has(m))
+        .map((m) => [m, 0.25]),
+    );
+    await tell(screening);
+    const batch = strategy.ask();
+    const byScreen = fresh(from).sort((a, b) => screened.get(a)! - screened.get(b)!);
+    assert.deepEqual(
+      batch.map((c) => [c.mask, c.fidelity]),
+      byScreen.slice(0, 8).map((m) => [m, 1]),
+    );
+    await tell(batch);
+    if (best() === from) break;
+    moves++;
+  }
+  assert.ok(moves >= 1, 'the climb moved');
+  assert.ok(strategy.spent <= 400 / 3);
+  // Then the rest of the first population, random: about 1 in 40 is one swap from one of the ends (8 × 112 of the
+  // 35,960 masks), where 5 in 9 mutations of them would be.
+  const rest = strategy.ask();
+  assert.equal(rest.length, 32 - Math.min(32, measured.size));
+  assert.ok(rest.every((c) => c.fidelity === 1 && space.accepts(c.mask) && !measured.has(c.mask)));
   const oneSwap = (a: string, b: string) => [...a].filter((bit, i) => bit !== b[i]).length === 2;
-  const near = first.slice(8).filter((c) => ends.some((end) => oneSwap(c.mask, end)));
-  assert.ok(near.length < 3, `${near.length} of ${first.length - 8} one swap from the walk’s ends`);
-  assert.equal(strategy.spent, (32 + 31 + 30 + 29) * 0.25);
+  const near = rest.filter((c) => lastStep.slice(0, 8).some((end) => oneSwap(c.mask, end)));
+  assert.ok(near.length < 3, `${near.length} of ${rest.length} one swap from the walk’s ends`);
   // A walk that could cost more than a third of the budget is skipped: 122 screenings × 0.25 > 40 / 3.
   const small = createStrategy('evop', space, { seed: 3, budget: 40 });
   assert.ok(small.ask().every((c) => c.fidelity === 1));
@@ -364,7 +402,12 @@ test('evop’s final choice: its best masks measured on the validation windows t
 test('evop polishes its best mask: neighbours screened, then measured on all windows best-screened first, until a local optimum', async () => {
   const space = layerSpace(12, 4);
   const landscape = new SyntheticLandscape(space, 7);
-  const strategy = createStrategy('evop', space, { seed: 1, budget: 2000, evop: { patience: 2 } });
+  // Without the walk, whose swaps screen neighbourhoods of their own.
+  const strategy = createStrategy('evop', space, {
+    seed: 1,
+    budget: 2000,
+    evop: { patience: 2, greedy: false },
+  });
   const outcome = await runSearch({ strategy, evaluator: landscape });
   const best = outcome.best!;
   const log = [...landscape.log];

@@ -35,16 +35,25 @@ export interface EvopOptions extends EvolutionOptions {
   polishMoves: number;
   /**
    * Before the first population, remove units one at a time on the screening windows, each time the one whose
-   * removal hurts least (SLEB's / BlockPruner's walk at `lowFidelity` of the cost), and seed the population with
-   * where the walk ends, as with `seedMasks` (default true). Skipped when the walk could cost more than a third of
-   * the budget. The walk's last step screens masks of the target count: its best (`rescore` of the population) are
-   * measured on all windows in the first population, as a generation's best offspring are (not mutated, unlike
-   * `seedMasks`). On large spaces a random first population starts far from the good masks, and a budget of a
-   * few hundred evaluations can end before the generations reach them; the walk starts the search near them. Its
-   * ranking is only as good as the screening windows: with 2 of them (8 calibration windows) it led the search
-   * astray when half the first population were its ends' mutations (BENCHMARKS.md).
+   * removal hurts least (SLEB's / BlockPruner's walk at `lowFidelity` of the cost), and start the search from
+   * where the walk ends (default true). Skipped when the walk could cost more than a third of the budget. The walk's
+   * last step screens masks of the target count: its best (`rescore` of the population) are measured on all
+   * windows first, as a generation's best offspring are (not mutated, unlike `seedMasks`). On large spaces a random
+   * first population starts far from the good masks, and a budget of a few hundred evaluations can end before the
+   * generations reach them; the walk starts the search near them. Its ranking is only as good as the screening
+   * windows: with 2 of them (8 calibration windows) it led the search astray when half the first population were
+   * its ends' mutations (BENCHMARKS.md).
    */
   greedy: boolean;
+  /**
+   * From the best start mask (the walk's ends, `seedMasks`), a local search within the first third of the budget
+   * before the rest of the first population (default true): its one-swap neighbours screened, the best screened
+   * measured on all windows (one polish batch), a move to the best of them when it is better; a batch without a
+   * move, or no room for the next, ends it. The walk often ends one swap from the best mask, and a generation's
+   * children, mostly crossovers, rarely make that one swap: on 4 of 16 layers evop held the best mask after 107
+   * full-evaluation equivalents without the climb, 39.5 with it (EvoPress 55; bench:efficiency, BENCHMARKS.md).
+   */
+  climb: boolean;
   /**
    * The final choice: the `select` best masks measured on the validation windows as well (default 4; 0 turns it
    * off), and the best there is the search's answer. Masks within noise of each other on the calibration windows
@@ -70,19 +79,20 @@ export const EVOP_DEFAULTS = {
   polish: true,
   polishMoves: 3,
   greedy: true,
+  climb: true,
   select: 4,
   validation: 1,
   ...EVOLUTION_DEFAULTS,
 } satisfies EvopOptions;
 
-type Phase = 'greedy' | 'init' | 'screen' | 'rescore' | 'polish' | 'select' | 'done';
+type Phase = 'greedy' | 'start' | 'climb' | 'init' | 'screen' | 'rescore' | 'polish' | 'select' | 'done';
 
 /** Neighbours measured per polish step: few, so that a move is taken soon after a better one is found. */
 const POLISH_BATCH = 8;
 
 /**
  * A genetic algorithm over masks with an exact pruned count, its first population seeded by a screened greedy
- * walk (`greedy`). Each generation: tournament-selected parents, uniform crossover repaired to the count, swap
+ * walk (`greedy`) and a local search from where it ends (`climb`). Each generation: tournament-selected parents, uniform crossover repaired to the count, swap
  * mutation; offspring never seen before are screened on a fraction of the windows, the best of them re-scored on
  * all; survivors are the elites, the re-scored offspring and the best of the rest of the population. When the
  * population stalls, a local search (`polish`) takes over; the validation windows make the final choice (`select`).
@@ -104,7 +114,7 @@ export class EvopStrategy extends BaseStrategy {
     readonly options: EvopOptions,
   ) {
     super(space, options.seed);
-    this.phase = options.greedy && this.walkCost() <= options.budget / 3 ? 'greedy' : 'init';
+    this.phase = options.greedy && this.walkCost() <= options.budget / 3 ? 'greedy' : 'start';
   }
 
   /** The most the greedy walk can cost: every prunable unit not yet pruned, screened at each of its steps. */
@@ -124,7 +134,9 @@ export class EvopStrategy extends BaseStrategy {
     if (this.phase === 'done') return [];
     if (this.phase === 'greedy')
       return this.propose(this.space.removals(this.walked[0] ?? '1'.repeat(this.space.size)), lowFidelity);
-    if (this.phase === 'init') return this.propose(this.initialMasks(), 1);
+    if (this.phase === 'start') return this.startStep();
+    if (this.phase === 'climb') return this.climbStep();
+    if (this.phase === 'init') return this.initStep();
     if (this.phase === 'polish') return this.polishStep();
     if (this.phase === 'select') return this.selectStep();
     if (this.phase === 'rescore') {
@@ -140,6 +152,50 @@ export class EvopStrategy extends BaseStrategy {
     const offspring = this.spent + cost + reserve <= budget ? this.offspring() : [];
     if (offspring.length === 0) return this.stalled();
     return this.propose(offspring, screening ? lowFidelity : 1);
+  }
+
+  /**
+   * The masks the search starts from, measured on all windows before the rest of the first population: the seed
+   * masks and the walk's best, where the search is likeliest to hold its best mask soonest.
+   */
+  private startStep(): Candidate[] {
+    const masks = this.startMasks();
+    if (masks.length === 0) {
+      this.phase = 'init';
+      return this.ask();
+    }
+    return this.propose(masks, 1);
+  }
+
+  /** The climb's next step (`climb`), while the screening of a neighbourhood and one batch fit; else the rest. */
+  private climbStep(): Candidate[] {
+    const { lowFidelity, budget, climb } = this.options;
+    const limit = budget / 3;
+    const unscreened =
+      lowFidelity < 1 ? this.freshNeighbours().filter((m) => !this.wasProposed(m, lowFidelity)) : [];
+    const fits =
+      climb &&
+      this.members.length > 0 &&
+      unscreened.length * lowFidelity + POLISH_BATCH <= limit - this.spent;
+    const step = fits ? this.neighbourhoodStep(limit) : [];
+    if (step.length > 0) return step;
+    this.phase = 'init';
+    return this.ask();
+  }
+
+  /** The rest of the first population; none left (a space nearly exhausted by the start) begins the generations. */
+  private initStep(): Candidate[] {
+    const masks = this.initialMasks().filter((m) => !this.wasProposed(m, 1));
+    if (masks.length === 0) {
+      this.beginGenerations();
+      return this.ask();
+    }
+    return this.propose(masks, 1);
+  }
+
+  private beginGenerations(): void {
+    this.phase = 'screen';
+    this.generation = 1;
   }
 
   /** The generations are over: polish the best mask with what the budget has left, or choose. */
@@ -177,41 +233,49 @@ export class EvopStrategy extends BaseStrategy {
     return polishMoves * (screening + POLISH_BATCH);
   }
 
+  /** The best member's one-swap neighbours never measured on all windows. */
+  private freshNeighbours(): string[] {
+    return this.space.neighbours(this.members[0]!.mask).filter((m) => !this.wasProposed(m, 1));
+  }
+
   /**
-   * Screens the best member's one-swap neighbours not yet screened when the budget allows it and one batch more;
-   * then the next few never measured on all windows, best screened first (the rest in random order). None left
-   * means the best is a local optimum: done.
+   * A step of a local search from the best member, spending up to `limit`: its fresh neighbours not yet screened,
+   * when that and one batch more fit; else the next few, best screened first (the rest in random order). Empty
+   * when none is left or nothing fits.
    */
-  private polishStep(): Candidate[] {
+  private neighbourhoodStep(limit: number): Candidate[] {
     const { lowFidelity } = this.options;
-    const budget = this.options.budget - this.selectReserve();
-    const room = Math.floor(budget - this.spent);
-    const best = this.members[0]!.mask;
-    const fresh = this.space.neighbours(best).filter((m) => !this.wasProposed(m, 1));
+    const fresh = this.freshNeighbours();
     const unscreened = lowFidelity < 1 ? fresh.filter((m) => !this.wasProposed(m, lowFidelity)) : [];
-    if (unscreened.length > 0 && unscreened.length * lowFidelity + POLISH_BATCH <= budget - this.spent)
+    if (unscreened.length > 0 && unscreened.length * lowFidelity + POLISH_BATCH <= limit - this.spent)
       return this.propose(unscreened, lowFidelity);
     const rank = (m: string) => this.screenedFitness.get(m) ?? Number.POSITIVE_INFINITY;
     const batch = this.rng
       .shuffle(fresh)
       .sort((a, b) => rank(a) - rank(b))
-      .slice(0, Math.min(POLISH_BATCH, room));
-    if (batch.length === 0) {
-      this.phase = 'select';
-      return this.selectStep();
-    }
-    return this.propose(batch, 1);
+      .slice(0, Math.min(POLISH_BATCH, Math.floor(limit - this.spent)));
+    return batch.length > 0 ? this.propose(batch, 1) : [];
+  }
+
+  /** The polish's next step with the budget the final choice leaves; none left means a local optimum: choose. */
+  private polishStep(): Candidate[] {
+    const step = this.neighbourhoodStep(this.options.budget - this.selectReserve());
+    if (step.length > 0) return step;
+    this.phase = 'select';
+    return this.selectStep();
   }
 
   protected receive(results: readonly Scored[]): void {
     for (const r of results) if (r.fidelity < 1) this.screenedFitness.set(r.mask, r.fitness);
     if (this.phase === 'greedy') {
       this.walked = [...results].sort(byFitness).map((r) => r.mask);
-      if (this.space.accepts(this.walked[0]!)) this.phase = 'init';
-    } else if (this.phase === 'init') {
+      if (this.space.accepts(this.walked[0]!)) this.phase = 'start';
+    } else if (this.phase === 'start') {
       this.members = [...results].sort(byFitness);
-      this.phase = 'screen';
-      this.generation = 1;
+      this.phase = 'climb';
+    } else if (this.phase === 'init') {
+      this.members = [...this.members, ...results].sort(byFitness);
+      this.beginGenerations();
     } else if (this.phase === 'screen' && this.options.lowFidelity < 1) {
       this.screened = [...results];
       this.phase = 'rescore';
@@ -221,11 +285,14 @@ export class EvopStrategy extends BaseStrategy {
       const { mask, fitness } = this.members.find((m) => m.mask === chosen)!;
       this.settle({ mask, fitness });
       this.phase = 'done';
-    } else if (this.phase === 'polish') {
+    } else if (this.phase === 'polish' || this.phase === 'climb') {
       // A screening of the neighbourhood only fills screenedFitness. Measured on all windows: the best member moves
-      // to a better neighbour as soon as one is found; the population keeps its size.
-      if (results[0]!.fidelity === 1)
+      // to a better neighbour as soon as one is found; the population keeps its size. A climb ends without a move.
+      if (results[0]!.fidelity === 1) {
+        const before = this.members[0]!.mask;
         this.members = [...results, ...this.members].sort(byFitness).slice(0, this.options.population);
+        if (this.phase === 'climb' && this.members[0]!.mask === before) this.phase = 'init';
+      }
     } else {
       this.survive(results);
     }
@@ -245,17 +312,23 @@ export class EvopStrategy extends BaseStrategy {
     else this.phase = 'screen';
   }
 
+  /** The seed masks and the walk's ends (its best `rescore` of the population), at most a population. */
+  private startMasks(): string[] {
+    const { population, rescore } = this.options;
+    const walkEnds = this.walked.slice(0, Math.ceil(population * rescore));
+    return [...new Set([...(this.options.seedMasks ?? []), ...walkEnds])].slice(0, population);
+  }
+
   /**
-   * The seed masks and the walk's ends, then mutations of the seed masks up to half the population, then random
-   * masks. The walk's ends are not mutated: on few screening windows its ranking can be wrong, and half a population
-   * around its ends led the search astray (bench:efficiency on 8 windows, BENCHMARKS.md); its ends alone keep its
-   * gains on 32 windows.
+   * The start masks, then mutations of the seed masks up to half the population, then random masks. The walk's
+   * ends are not mutated: on few screening windows its ranking can be wrong, and half a population around its ends
+   * led the search astray (bench:efficiency on 8 windows, BENCHMARKS.md); its ends alone keep its gains on 32
+   * windows.
    */
   private initialMasks(): string[] {
-    const { population, rescore } = this.options;
+    const { population } = this.options;
     const seedMasks = this.options.seedMasks ?? [];
-    const walkEnds = this.walked.slice(0, Math.ceil(population * rescore));
-    const masks = new Set<string>([...seedMasks, ...walkEnds].slice(0, population));
+    const masks = new Set<string>([...this.members.map((m) => m.mask), ...this.startMasks()]);
     for (
       let tries = 0;
       seedMasks.length > 0 && masks.size < population / 2 && tries < population * 20;
