@@ -39,12 +39,14 @@ const SETTINGS: BenchSetting[] = [
 /**
  * The methods compared: a strategy and its options. 'evop, tournament 3' is evop's default before this benchmark's
  * ablations (commit e8432e1 ran the others: ShortGPT seeding, population 16, patience 5 or 10, rescoring an eighth,
- * tournaments of 8 and 12, a screened first population; tournament 8 won and is the default now).
+ * tournaments of 8 and 12, a screened first population; tournament 8 won and is the default now); 'evop, no climb'
+ * is evop without the local search from the walk's end.
  */
 const METHODS: { name: string; strategy: StrategyName; options: StrategyOptions }[] = [
   { name: 'evop', strategy: 'evop', options: {} },
   { name: 'evopress', strategy: 'evopress', options: {} },
   { name: 'evop, tournament 3', strategy: 'evop', options: { evop: { tournament: 3 } } },
+  { name: 'evop, no climb', strategy: 'evop', options: { evop: { climb: false } } },
 ];
 const PROTOCOL = { calibration: 8, clusters: 8, seqLen: 64, budget: 1000, maxMasks: 5000 };
 
