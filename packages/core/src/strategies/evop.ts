@@ -92,10 +92,11 @@ const POLISH_BATCH = 8;
 
 /**
  * A genetic algorithm over masks with an exact pruned count, its first population seeded by a screened greedy
- * walk (`greedy`) and a local search from where it ends (`climb`). Each generation: tournament-selected parents, uniform crossover repaired to the count, swap
- * mutation; offspring never seen before are screened on a fraction of the windows, the best of them re-scored on
- * all; survivors are the elites, the re-scored offspring and the best of the rest of the population. When the
- * population stalls, a local search (`polish`) takes over; the validation windows make the final choice (`select`).
+ * walk (`greedy`) and a local search from where it ends (`climb`). Each generation: tournament-selected parents,
+ * uniform crossover repaired to the count, swap mutation; offspring never seen before are screened on a fraction
+ * of the windows, the best of them re-scored on all; survivors are the elites, the re-scored offspring and the
+ * best of the rest of the population. When the population stalls, a local search (`polish`) takes over; the
+ * validation windows make the final choice (`select`).
  */
 export class EvopStrategy extends BaseStrategy {
   readonly name = 'evop';
@@ -169,15 +170,10 @@ export class EvopStrategy extends BaseStrategy {
 
   /** The climb's next step (`climb`), while the screening of a neighbourhood and one batch fit; else the rest. */
   private climbStep(): Candidate[] {
-    const { lowFidelity, budget, climb } = this.options;
-    const limit = budget / 3;
-    const unscreened =
-      lowFidelity < 1 ? this.freshNeighbours().filter((m) => !this.wasProposed(m, lowFidelity)) : [];
-    const fits =
-      climb &&
-      this.members.length > 0 &&
-      unscreened.length * lowFidelity + POLISH_BATCH <= limit - this.spent;
-    const step = fits ? this.neighbourhoodStep(limit) : [];
+    const step =
+      this.options.climb && this.members.length > 0
+        ? this.neighbourhoodStep(this.options.budget / 3, false)
+        : [];
     if (step.length > 0) return step;
     this.phase = 'init';
     return this.ask();
@@ -233,33 +229,32 @@ export class EvopStrategy extends BaseStrategy {
     return polishMoves * (screening + POLISH_BATCH);
   }
 
-  /** The best member's one-swap neighbours never measured on all windows. */
-  private freshNeighbours(): string[] {
-    return this.space.neighbours(this.members[0]!.mask).filter((m) => !this.wasProposed(m, 1));
-  }
-
   /**
-   * A step of a local search from the best member, spending up to `limit`: its fresh neighbours not yet screened,
-   * when that and one batch more fit; else the next few, best screened first (the rest in random order). Empty
-   * when none is left or nothing fits.
+   * A step of a local search from the best member, spending up to `limit`: its one-swap neighbours never measured
+   * on all windows and not yet screened, when that and one batch more fit; else the next few of them, best
+   * screened first (the rest in random order). Only with `certify` does a step go on where the screening or a
+   * whole batch no longer fits (unscreened neighbours, a short batch): a local optimum is certified on every
+   * neighbour. Empty when none is left or nothing fits.
    */
-  private neighbourhoodStep(limit: number): Candidate[] {
+  private neighbourhoodStep(limit: number, certify: boolean): Candidate[] {
     const { lowFidelity } = this.options;
-    const fresh = this.freshNeighbours();
+    const room = limit - this.spent;
+    const fresh = this.space.neighbours(this.members[0]!.mask).filter((m) => !this.wasProposed(m, 1));
     const unscreened = lowFidelity < 1 ? fresh.filter((m) => !this.wasProposed(m, lowFidelity)) : [];
-    if (unscreened.length > 0 && unscreened.length * lowFidelity + POLISH_BATCH <= limit - this.spent)
+    if (unscreened.length > 0 && unscreened.length * lowFidelity + POLISH_BATCH <= room)
       return this.propose(unscreened, lowFidelity);
+    if (!certify && (unscreened.length > 0 || POLISH_BATCH > room)) return [];
     const rank = (m: string) => this.screenedFitness.get(m) ?? Number.POSITIVE_INFINITY;
     const batch = this.rng
       .shuffle(fresh)
       .sort((a, b) => rank(a) - rank(b))
-      .slice(0, Math.min(POLISH_BATCH, Math.floor(limit - this.spent)));
+      .slice(0, Math.min(POLISH_BATCH, Math.floor(room)));
     return batch.length > 0 ? this.propose(batch, 1) : [];
   }
 
   /** The polish's next step with the budget the final choice leaves; none left means a local optimum: choose. */
   private polishStep(): Candidate[] {
-    const step = this.neighbourhoodStep(this.options.budget - this.selectReserve());
+    const step = this.neighbourhoodStep(this.options.budget - this.selectReserve(), true);
     if (step.length > 0) return step;
     this.phase = 'select';
     return this.selectStep();
