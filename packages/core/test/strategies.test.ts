@@ -287,9 +287,9 @@ test('evop and evopress start from the seed masks they are given; a mask of anot
 });
 
 test('evop walks greedily on the screening windows, starts from where the walk ends and climbs from there', async () => {
-  const space = layerSpace(32, 4);
+  const space = layerSpace(26, 4);
   // A landscape where the walk ends short of a better mask one swap away.
-  const landscape = new SyntheticLandscape(space, 2);
+  const landscape = new SyntheticLandscape(space, 1);
   const strategy = createStrategy('evop', space, { seed: 3, budget: 400 });
   const screened = new Map<string, number>();
   const measured = new Map<string, number>();
@@ -300,7 +300,7 @@ test('evop walks greedily on the screening windows, starts from where the walk e
     for (const s of scored) (s.fidelity === 1 ? measured : screened).set(s.mask, s.fitness);
     return [...scored].sort((a, b) => a.fitness - b.fitness).map((s) => s.mask);
   };
-  let walk = '1'.repeat(32);
+  let walk = '1'.repeat(26);
   let lastStep: string[] = [];
   for (let step = 1; step <= 4; step++) {
     const candidates = strategy.ask();
@@ -346,17 +346,37 @@ test('evop walks greedily on the screening windows, starts from where the walk e
   }
   assert.ok(moves >= 1, 'the climb moved');
   assert.ok(strategy.spent <= 400 / 3);
-  // Then the rest of the first population, random: about 1 in 40 is one swap from one of the ends (8 × 112 of the
-  // 35,960 masks), where 5 in 9 mutations of them would be.
+  // Then the rest of the first population, random: about 1 in 21 is one swap from one of the ends (8 × 88 of the
+  // 14,950 masks), where 5 in 9 mutations of them would be.
   const rest = strategy.ask();
   assert.equal(rest.length, 32 - Math.min(32, measured.size));
   assert.ok(rest.every((c) => c.fidelity === 1 && space.accepts(c.mask) && !measured.has(c.mask)));
   const oneSwap = (a: string, b: string) => [...a].filter((bit, i) => bit !== b[i]).length === 2;
   const near = rest.filter((c) => lastStep.slice(0, 8).some((end) => oneSwap(c.mask, end)));
   assert.ok(near.length < 3, `${near.length} of ${rest.length} one swap from the walk’s ends`);
-  // A walk that could cost more than a third of the budget is skipped: 122 screenings × 0.25 > 40 / 3.
+  // A walk that could cost more than a third of the budget is skipped: 98 screenings × 0.25 > 40 / 3.
   const small = createStrategy('evop', space, { seed: 3, budget: 40 });
   assert.ok(small.ask().every((c) => c.fidelity === 1));
+});
+
+test('evop climbs only where a step costs no more than two generations', async () => {
+  // 4 of 32 layers: a step screens 4 × 28 neighbours (28) and measures 8, more than two generations (2 × 16).
+  const space = layerSpace(32, 4);
+  const landscape = new SyntheticLandscape(space, 1);
+  const strategy = createStrategy('evop', space, { seed: 3, budget: 400 });
+  let candidates = strategy.ask();
+  while (candidates.every((c) => c.fidelity < 1)) {
+    const results = await landscape.evaluate(candidates);
+    strategy.tell(candidates.map((c, i) => ({ ...c, fitness: results[i]!.nllSum / results[i]!.count })));
+    candidates = strategy.ask();
+  }
+  const start = candidates.map((c) => c.mask);
+  const results = await landscape.evaluate(candidates);
+  strategy.tell(candidates.map((c, i) => ({ ...c, fitness: results[i]!.nllSum / results[i]!.count })));
+  // No screening of the best start mask's neighbourhood: the rest of the first population comes next.
+  const rest = strategy.ask();
+  assert.equal(rest.length, 32 - start.length);
+  assert.ok(rest.every((c) => c.fidelity === 1 && !start.includes(c.mask)));
 });
 
 test('evop’s final choice: its best masks measured on the validation windows too, the best there answered with its calibration fitness', async () => {

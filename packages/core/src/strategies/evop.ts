@@ -52,6 +52,10 @@ export interface EvopOptions extends EvolutionOptions {
    * move, or no room for the next, ends it. The walk often ends one swap from the best mask, and a generation's
    * children, mostly crossovers, rarely make that one swap: on 4 of 16 layers evop held the best mask after 107
    * full-evaluation equivalents without the climb, 39.5 with it (EvoPress 55; bench:efficiency, BENCHMARKS.md).
+   * No climb where a step (a neighbourhood's screening and a batch) costs more than two generations: there the
+   * generations gain more for the same budget, and a first population of one mask's neighbours converges on it
+   * (8 of 32 sub-blocks: a step costs 56, a generation 16; the climb's 146 full-evaluation equivalents took the
+   * walk's end from 1.850 to 1.822 where the generations reached 1.80, and 3 seeds of 5 ended on the same mask).
    */
   climb: boolean;
   /**
@@ -147,12 +151,16 @@ export class EvopStrategy extends BaseStrategy {
         1,
       );
     }
-    const screening = lowFidelity < 1;
-    const cost = population * lowFidelity + (screening ? Math.ceil(population * rescore) : 0);
     const reserve = this.polishReserve() + this.selectReserve();
-    const offspring = this.spent + cost + reserve <= budget ? this.offspring() : [];
+    const offspring = this.spent + this.generationCost() + reserve <= budget ? this.offspring() : [];
     if (offspring.length === 0) return this.stalled();
-    return this.propose(offspring, screening ? lowFidelity : 1);
+    return this.propose(offspring, lowFidelity < 1 ? lowFidelity : 1);
+  }
+
+  /** A generation: its offspring screened, the best of them re-scored on all windows. */
+  private generationCost(): number {
+    const { population, lowFidelity, rescore } = this.options;
+    return population * lowFidelity + (lowFidelity < 1 ? Math.ceil(population * rescore) : 0);
   }
 
   /**
@@ -168,10 +176,13 @@ export class EvopStrategy extends BaseStrategy {
     return this.propose(masks, 1);
   }
 
-  /** The climb's next step (`climb`), while the screening of a neighbourhood and one batch fit; else the rest. */
+  /**
+   * The climb's next step (`climb`), while the screening of a neighbourhood and one batch fit and cost no more than
+   * two generations; else the rest of the first population.
+   */
   private climbStep(): Candidate[] {
     const step =
-      this.options.climb && this.members.length > 0
+      this.options.climb && this.members.length > 0 && this.stepCost() <= 2 * this.generationCost()
         ? this.neighbourhoodStep(this.options.budget / 3, false)
         : [];
     if (step.length > 0) return step;
@@ -221,12 +232,17 @@ export class EvopStrategy extends BaseStrategy {
     return this.propose(masks, validation);
   }
 
-  /** What `polishMoves` moves of the polish need: each a screening of a neighbourhood and a batch on all windows. */
+  /** What `polishMoves` moves of the polish need. */
   private polishReserve(): number {
-    const { polish, polishMoves, lowFidelity } = this.options;
-    if (!polish) return 0;
+    const { polish, polishMoves } = this.options;
+    return polish ? polishMoves * this.stepCost() : 0;
+  }
+
+  /** A step of a local search from the best member: a screening of its neighbourhood and a batch on all windows. */
+  private stepCost(): number {
+    const { lowFidelity } = this.options;
     const screening = lowFidelity < 1 ? this.space.neighbours(this.members[0]!.mask).length * lowFidelity : 0;
-    return polishMoves * (screening + POLISH_BATCH);
+    return screening + POLISH_BATCH;
   }
 
   /**
