@@ -451,3 +451,60 @@ test('evop polishes its best mask: neighbours screened, then measured on all win
     [...ranks].sort((a, b) => a - b),
   );
 });
+
+test('evop’s polish, where the budget ends before a neighbourhood’s screening, screens what fits, likeliest first, and measures the best of it', async () => {
+  const space = layerSpace(32, 8);
+  const landscape = new SyntheticLandscape(space, 1);
+  // At this budget the polish follows the first population; after three moves, the fourth neighbourhood's
+  // unscreened masks (about 160, 40 full-evaluation equivalents) do not fit in the 25.75 left.
+  const budget = 210;
+  const strategy = createStrategy('evop', space, { seed: 1, budget, evop: { greedy: false } });
+  const measured = new Map<string, number>();
+  const screened = new Map<string, number>();
+  let partial: { share: number; best: string } | undefined;
+  let checked = false;
+  let centre: string | undefined;
+  for (;;) {
+    const best = [...measured].sort((a, b) => a[1] - b[1])[0]?.[0];
+    const room = budget - strategy.spent;
+    const candidates = strategy.ask();
+    if (candidates.length === 0) break;
+    if (partial && !checked) {
+      // The batch after it: the 8 best screened of the neighbours not yet measured on all windows.
+      const fresh = space.neighbours(partial.best).filter((m) => !measured.has(m) && screened.has(m));
+      const byScreen = fresh.sort((a, b) => screened.get(a)! - screened.get(b)!).slice(0, 8);
+      assert.deepEqual(
+        candidates.map((c) => [c.mask, c.fidelity]),
+        byScreen.map((m) => [m, 1]),
+      );
+      checked = true;
+    }
+    if (best && candidates.every((c) => c.fidelity === 0.25 && space.neighbours(best).includes(c.mask))) {
+      const unscreened = space.neighbours(best).filter((m) => !measured.has(m) && !screened.has(m));
+      if (candidates.length < unscreened.length) {
+        // Not the whole neighbourhood: as many of its unscreened masks as fit beside one batch of 8, those first
+        // whose swap, made at the last neighbourhood's centre, screened best there.
+        assert.equal(candidates.length, Math.floor((room - 8) / 0.25));
+        assert.ok(candidates.length > 8);
+        const sameSwap = (m: string) =>
+          screened.get([...centre!].map((bit, u) => (m[u] !== best[u] ? m[u] : bit)).join(''));
+        const likeliest = unscreened
+          .filter((m) => sameSwap(m) !== undefined)
+          .sort((a, b) => sameSwap(a)! - sameSwap(b)!)
+          .slice(0, candidates.length);
+        assert.ok(likeliest.length === candidates.length, 'every one guessed');
+        assert.deepEqual(candidates.map((c) => c.mask).sort(), likeliest.sort());
+        partial = { share: candidates.length, best };
+      } else centre = best;
+    }
+    const results = await landscape.evaluate(candidates);
+    const scored = candidates.map((c, i) => ({ ...c, fitness: results[i]!.nllSum / results[i]!.count }));
+    strategy.tell(scored);
+    for (const s of scored) {
+      if (s.fidelity === 1) measured.set(s.mask, s.fitness);
+      else if (s.fidelity < 1) screened.set(s.mask, s.fitness);
+    }
+  }
+  assert.ok(partial && checked, 'the polish screened part of a neighbourhood, then measured its best');
+  assert.ok(strategy.spent <= budget);
+});
