@@ -22,7 +22,8 @@ export interface EvopOptions extends EvolutionOptions {
    * one, until none is better or the budget is spent (default true). The neighbours are screened first (on
    * `lowFidelity` of the windows), then measured on all windows in the order of their screened fitness, 8 at a
    * time: the likely better one comes first, and a local optimum is still certified on every window. The
-   * generations leave the budget `polishMoves` screenings of a neighbourhood, each with one batch. The screened
+   * generations leave the budget `polishMoves` screenings of a neighbourhood, each with one batch; where the budget
+   * ends before a neighbourhood's screening, the share that fits is screened, likeliest first. The screened
    * generations can hide a better neighbour (a subset of windows ranks it lower); this looks at each one.
    */
   polish: boolean;
