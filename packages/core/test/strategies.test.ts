@@ -461,7 +461,8 @@ test('evop’s polish, where the budget ends before a neighbourhood’s screenin
   const strategy = createStrategy('evop', space, { seed: 1, budget, evop: { greedy: false } });
   const measured = new Map<string, number>();
   const screened = new Map<string, number>();
-  let partial: { share: number; best: string } | undefined;
+  /** The centre whose neighbourhood was screened in part. */
+  let partial: string | undefined;
   let checked = false;
   let centre: string | undefined;
   for (;;) {
@@ -471,7 +472,7 @@ test('evop’s polish, where the budget ends before a neighbourhood’s screenin
     if (candidates.length === 0) break;
     if (partial && !checked) {
       // The batch after it: the 8 best screened of the neighbours not yet measured on all windows.
-      const fresh = space.neighbours(partial.best).filter((m) => !measured.has(m) && screened.has(m));
+      const fresh = space.neighbours(partial).filter((m) => !measured.has(m) && screened.has(m));
       const byScreen = fresh.sort((a, b) => screened.get(a)! - screened.get(b)!).slice(0, 8);
       assert.deepEqual(
         candidates.map((c) => [c.mask, c.fidelity]),
@@ -494,7 +495,7 @@ test('evop’s polish, where the budget ends before a neighbourhood’s screenin
           .slice(0, candidates.length);
         assert.ok(likeliest.length === candidates.length, 'every one guessed');
         assert.deepEqual(candidates.map((c) => c.mask).sort(), likeliest.sort());
-        partial = { share: candidates.length, best };
+        partial = best;
       } else centre = best;
     }
     const results = await landscape.evaluate(candidates);

@@ -252,16 +252,16 @@ export class EvopStrategy extends BaseStrategy {
    * A step of a local search from the best member, spending up to `limit`: its one-swap neighbours never measured
    * on all windows and not yet screened, when that and one batch more fit; else the next few of them, best
    * screened first (the rest in random order). Only with `certify` does a step go on where the screening or a
-   * whole batch no longer fits: first a random share of the unscreened neighbours, as many as fit beside one batch
-   * (when that is more than a batch), then unscreened neighbours and a short batch: a local optimum is certified on
-   * every neighbour. Empty when none is left or nothing fits.
+   * whole batch no longer fits: first the likeliest of the unscreened neighbours (`sameSwapAtCentre`), as many as
+   * fit beside one batch (when that is more than a batch), then unscreened neighbours and a short batch: a local
+   * optimum is certified on every neighbour. Empty when none is left or nothing fits.
    */
   private neighbourhoodStep(limit: number, certify: boolean): Candidate[] {
     const { lowFidelity } = this.options;
     const room = limit - this.spent;
-    const fresh = this.space.neighbours(this.members[0]!.mask).filter((m) => !this.wasProposed(m, 1));
-    const unscreened = lowFidelity < 1 ? fresh.filter((m) => !this.wasProposed(m, lowFidelity)) : [];
     const best = this.members[0]!.mask;
+    const fresh = this.space.neighbours(best).filter((m) => !this.wasProposed(m, 1));
+    const unscreened = lowFidelity < 1 ? fresh.filter((m) => !this.wasProposed(m, lowFidelity)) : [];
     if (unscreened.length > 0 && unscreened.length * lowFidelity + POLISH_BATCH <= room) {
       this.centre = best;
       return this.propose(unscreened, lowFidelity);
