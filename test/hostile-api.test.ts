@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -265,7 +265,7 @@ test('a model whose outputs are NaN: evop prune exits 2 and the service job fail
   assert.match(String(job.error), new RegExp(`^\\w+ task failed: ${NOT_FINITE.source}$`));
 });
 
-test('server close ends the open event streams instead of waiting for their clients', async () => {
+test('server close ends the open event streams, and the connection of a request in flight once it is answered, instead of waiting for their clients', async () => {
   // No worker: the job stays running, its streams open.
   for (const worker of service.stack.processes.filter(
     (p) => p.role === 'worker' && p.child.exitCode === null,
@@ -281,12 +281,38 @@ test('server close ends the open event streams instead of waiting for their clie
   });
   const streams = Array.from({ length: 3 }, () => api.events(`/v1/jobs/${submitted.json.id}/events`));
   while ((await metric('evop_event_streams')) < 3) await new Promise((r) => setTimeout(r, 100));
+  // A request in flight when the close begins, on a keep-alive connection (as a coordinator's artifact fetch or a
+  // slow upload is): the server has its headers (it answered 100 Continue), not yet its body.
+  const agent = new Agent({ keepAlive: true });
+  const body = JSON.stringify({ modelId });
+  const inFlight = httpRequest(new URL('/v1/jobs', service.stack.apiUrl), {
+    method: 'POST',
+    agent,
+    headers: {
+      authorization: `Bearer ${api.key}`,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      expect: '100-continue',
+    },
+  });
+  const answered = new Promise<IncomingMessage>((resolve, reject) =>
+    inFlight.on('response', resolve).on('error', reject),
+  );
+  await new Promise((resolve) => inFlight.once('continue', resolve));
   const apiProcess = service.stack.processes.find((p) => p.role === 'api')!;
   apiProcess.child.kill('SIGTERM');
   await Promise.all(streams);
+  inFlight.end(body);
+  const response = await answered;
+  let detail = '';
+  for await (const chunk of response) detail += chunk;
+  assert.equal(response.statusCode, 400, detail);
+  assert.match(JSON.parse(detail).detail, /datasetId/);
+  assert.equal(response.headers.connection, 'close');
   assert.equal(await apiProcess.exited, 0);
   assert.ok(
     !apiProcess.tail.some((line) => line.includes('did not finish in time')),
     apiProcess.tail.join('\n'),
   );
+  agent.destroy();
 });

@@ -11,6 +11,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { authentication } from './auth.ts';
+import { endConnectionsOnClose } from './connections-on-close.ts';
 import { dashboard } from './dashboard.ts';
 import type { ApiDeps } from './deps.ts';
 import { problemHandler, tooManyRequests } from './problem.ts';
@@ -30,6 +31,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   problemHandler(app, serverPathHider([dirname(deps.config.artifactDir)]));
+  endConnectionsOnClose(app);
   // The docs and the dashboard's files are public; the dashboard's calls carry the user's key.
   app.addHook('onRoute', (route) => {
     if (route.url === '/' || route.url.startsWith('/docs') || route.url.startsWith('/ui/'))

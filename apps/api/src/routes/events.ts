@@ -1,8 +1,7 @@
-import type { ServerResponse } from 'node:http';
 import { isFinished, type JobEvent } from '@evop/queue';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
-import { notFound } from '../problem.ts';
+import { ApiError, notFound } from '../problem.ts';
 import { idParams } from '../views.ts';
 
 const KEEPALIVE_MS = 15_000;
@@ -15,14 +14,13 @@ const KEEPALIVE_MS = 15_000;
 export const eventRoutes =
   (deps: ApiDeps): FastifyPluginAsyncZod =>
   async (app) => {
-    // Server close ends every stream, so that it does not wait for clients that never hang up; their connections
-    // go too (left idle after the stream, one would hold the close until its keep-alive timeout).
-    const open = new Map<() => void, ServerResponse>();
+    // Server close ends every stream, so that it does not wait for clients that never hang up (their connections
+    // end with them: `endConnectionsOnClose`); one whose job was still being looked up is refused.
+    const open = new Set<() => void>();
+    let closing = false;
     app.addHook('preClose', async () => {
-      for (const [end, raw] of [...open]) {
-        end();
-        raw.once('finish', () => raw.destroy());
-      }
+      closing = true;
+      for (const end of [...open]) end();
     });
     app.get(
       '/v1/jobs/:id/events',
@@ -40,6 +38,10 @@ export const eventRoutes =
         const { id } = request.params;
         const job = await deps.db.job.findFirst({ where: { id, tenantId: request.tenantId } });
         if (!job) throw notFound('job', id);
+        if (closing)
+          throw new ApiError(503, 'Service Unavailable', 'the server is shutting down; retry shortly', {
+            'retry-after': '5',
+          });
 
         // Listen first, then read what is stored, so that nothing published in between is missed.
         const live: JobEvent[] = [];
@@ -64,7 +66,7 @@ export const eventRoutes =
         // up is gone already, and would otherwise keep its timer and listener until the job ends.
         if (raw.destroyed) return end();
         raw.on('close', end);
-        open.set(end, raw);
+        open.add(end);
         raw.writeHead(200, {
           'content-type': 'text/event-stream',
           'cache-control': 'no-cache',
