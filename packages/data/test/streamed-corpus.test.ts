@@ -82,10 +82,11 @@ test('a corpus of several chunks reads as the whole file does; documents are cou
   await assert.rejects(countCorpusDocuments(join(d, 'empty.txt')), /has no text/);
 });
 
-/** One document of `size` characters or more: the sample's stories joined by spaces and newlines. */
+/** One document of about `size` characters: the sample's stories joined by newlines, cut at a word's end. */
 const oneDocument = (size: number) => {
   const words = stories.replaceAll(/\n[ \t]*\n/g, '\n');
-  return words.repeat(Math.ceil(size / words.length)).trim();
+  const text = words.repeat(Math.ceil(size / words.length));
+  return text.slice(0, text.indexOf(' ', size)).trim();
 };
 
 for (const [name, file] of [
@@ -95,12 +96,12 @@ for (const [name, file] of [
 ] as const)
   test(`${name}: a long document tokenized up to what the windows need gives the windows of the whole`, () => {
     const tokenizer: Tokenizer = loadTokenizer(resolveDataFile(file));
-    const doc = oneDocument(60_000);
+    const doc = oneDocument(120_000);
+    const whole = tokenizer.encode(doc, { bos: true });
     for (const [seqLen, windows] of [
       [64, 40],
       [128, 100],
     ] as const) {
-      const whole = tokenizer.encode(doc, { bos: true });
       assert.ok(whole.length > 2 * seqLen * windows, 'the document is longer than the windows need');
       const expected = whole.slice(0, seqLen * windows);
       // The document in pieces of every size, as a corpus file is read.
@@ -113,12 +114,12 @@ for (const [name, file] of [
 
 test('the windows of a corpus far larger than memory come from its start, read no further', () => {
   const file = join(dir(), 'huge.txt');
-  writeFileSync(file, oneDocument(100_000));
+  writeFileSync(file, oneDocument(stories.length));
   // 64 GiB in all: the rest is a hole (NUL characters, one document) that a whole read could never hold.
   closeSync(openSync(file, 'r+'));
   truncateSync(file, 64 * 2 ** 30);
   const tokenizer = loadTokenizer(resolveDataFile('stories260K/tok512.bin'));
   const windows = windowsFromDocuments(corpusDocuments(file), tokenizer, 64, 20);
   assert.equal(windows.count, 20);
-  assert.deepEqual(Array.from(windows.tokens), tokenizer.encode(oneDocument(100_000)).slice(0, 64 * 20));
+  assert.deepEqual(Array.from(windows.tokens), tokenizer.encode(oneDocument(stories.length)).slice(0, 64 * 20));
 });
