@@ -121,5 +121,8 @@ test('the windows of a corpus far larger than memory come from its start, read n
   const tokenizer = loadTokenizer(resolveDataFile('stories260K/tok512.bin'));
   const windows = windowsFromDocuments(corpusDocuments(file), tokenizer, 64, 20);
   assert.equal(windows.count, 20);
-  assert.deepEqual(Array.from(windows.tokens), tokenizer.encode(oneDocument(stories.length)).slice(0, 64 * 20));
+  assert.deepEqual(
+    Array.from(windows.tokens),
+    tokenizer.encode(oneDocument(stories.length)).slice(0, 64 * 20),
+  );
 });
