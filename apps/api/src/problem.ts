@@ -25,6 +25,9 @@ export const tooManyRequests = (detail: string, ttlMs: number) =>
   new ApiError(429, 'Too Many Requests', detail, {
     'retry-after': String(Math.max(1, Math.ceil(ttlMs / 1000))),
   });
+/** 503 with Retry-After: the client may try again shortly. */
+export const serviceUnavailable = (detail: string) =>
+  new ApiError(503, 'Service Unavailable', detail, { 'retry-after': '5' });
 export const invalid = (field: string, reason: string) =>
   new ApiError(422, 'Unprocessable Content', `${field}: ${reason}`);
 
@@ -92,10 +95,9 @@ export function problemHandler(app: FastifyInstance, hidePaths: (text: string) =
       title = 'Unprocessable Content';
       detail = error.message;
     } else if (isUnavailableError(error)) {
-      status = 503;
-      title = 'Service Unavailable';
-      detail = 'the database or the queue cannot be reached; retry shortly';
-      reply.header('retry-after', '5');
+      const unavailable = serviceUnavailable('the database or the queue cannot be reached; retry shortly');
+      ({ status, title, detail } = unavailable);
+      reply.headers(unavailable.headers);
     } else if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
       status = error.statusCode;
       title = 'Bad Request';

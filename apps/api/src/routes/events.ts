@@ -1,7 +1,7 @@
 import { isFinished, type JobEvent } from '@evop/queue';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
-import { ApiError, notFound } from '../problem.ts';
+import { notFound, serviceUnavailable } from '../problem.ts';
 import { idParams } from '../views.ts';
 
 const KEEPALIVE_MS = 15_000;
@@ -38,10 +38,7 @@ export const eventRoutes =
         const { id } = request.params;
         const job = await deps.db.job.findFirst({ where: { id, tenantId: request.tenantId } });
         if (!job) throw notFound('job', id);
-        if (closing)
-          throw new ApiError(503, 'Service Unavailable', 'the server is shutting down; retry shortly', {
-            'retry-after': '5',
-          });
+        if (closing) throw serviceUnavailable('the server is shutting down; retry shortly');
 
         // Listen first, then read what is stored, so that nothing published in between is missed.
         const live: JobEvent[] = [];
